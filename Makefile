@@ -1,0 +1,49 @@
+# Everything a user or CI runs goes through these targets.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8765
+TENANTS ?= 40
+
+.PHONY: help demo test lint types unit integration sandbox bench clean
+
+help:
+	@echo "make demo   run the sandbox and two reconciles against it"
+	@echo "make test   lint, type-check and run every test"
+	@echo "make sandbox  serve the sandbox on port $(PORT) until Ctrl-C"
+	@echo "make bench  measure a 10,000-tenant sync against the sandbox"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m sandbox.demo --port $(PORT) --tenants $(TENANTS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	scripts/with-redis.sh $(BIN)/pytest tests/integration
+
+test: lint types
+	scripts/with-redis.sh $(BIN)/pytest
+
+sandbox: $(STAMP)
+	$(BIN)/python -m sandbox --port $(PORT) --tenants $(TENANTS)
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.reconcile
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Run a command with a Redis to talk to: the one on 127.0.0.1:6379 when it
+# answers, otherwise a private redis-server on a free port, stopped afterwards.
+# The command sees the address in TEST_REDIS_URL.
+set -euo pipefail
+
+if [ -n "${TEST_REDIS_URL:-}" ]; then
+    exec "$@"
+fi
+
+if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    export TEST_REDIS_URL="redis://127.0.0.1:6379/0"
+    exec "$@"
+fi
+
+if ! command -v redis-server >/dev/null; then
+    echo "redis-server is not installed and no Redis answers on 127.0.0.1:6379." >&2
+    echo "Install it (Debian: apt-get install redis-server) or start one." >&2
+    exit 1
+fi
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+dir=$(mktemp -d)
+redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+    --dir "$dir" --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+trap 'kill "$(cat "$dir/redis.pid")" 2>/dev/null || true; rm -rf "$dir"' EXIT
+for _ in $(seq 50); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
+export TEST_REDIS_URL="redis://127.0.0.1:$port/0"
+"$@"

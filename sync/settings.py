@@ -1,0 +1,199 @@
+"""One typed settings object, built once from the environment.
+
+Every setting has an environment variable of the same name in upper case;
+``.env.example`` documents them all. Settings are passed explicitly to the
+parts that need them; nothing reads ``os.environ`` behind the caller's back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from sync.errors import ConfigError
+
+DEFAULT_ALGA_ENDPOINT = "/clients"
+DEFAULT_ALGA_NAME_FIELD = "client_name"
+DEFAULT_ALGA_ID_FIELD = "client_id"
+DEFAULT_KEY_FIELD = "notes"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_REDIS_PREFIX = "aas"
+DEFAULT_MAPPING_FILE = "mapping.yaml"
+DEFAULT_WRITE_CONCURRENCY = 4
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_MAX_ATTEMPTS = 5
+
+UUID_PATTERN = re.compile(
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+)
+FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TenantPolicy(StrEnum):
+    """What to do with the client of a tenant that is disabled or deleted."""
+
+    DEACTIVATE = "deactivate"
+    IGNORE = "ignore"
+
+
+# How to fix each setting, shown beside any problem with it.
+HINTS: dict[str, str] = {
+    "ACRONIS_BASE_URL": "your data center's URL with /api/2, "
+    "e.g. https://us2-cloud.acronis.com/api/2",
+    "ACRONIS_AUTH_URL": "leave it empty to use ACRONIS_BASE_URL + /idp/token",
+    "ACRONIS_CLIENT_ID": "create an API client under Settings > API clients "
+    "in the Acronis management portal",
+    "ACRONIS_CLIENT_SECRET": "it is shown once, when the API client is created",
+    "ACRONIS_TENANT_ID": "your partner tenant's UUID",
+    "ALGA_BASE_URL": "your AlgaPSA site with /api/v1, "
+    "e.g. https://psa.example.com/api/v1",
+    "ALGA_API_TOKEN": "create an API key under Profile > API keys in AlgaPSA",
+    "ALGA_COMPANIES_ENDPOINT": "/clients for AlgaPSA v0.12 and newer, "
+    "/companies before",
+    "ALGA_COMPANY_SEARCH_ENDPOINT": "the list route filtered by name, "
+    "normally the same as ALGA_COMPANIES_ENDPOINT",
+    "ALGA_COMPANY_KEY_FIELD": "a client field that keeps free text and is "
+    "returned in lists; notes is the one that works",
+    "ALGA_NAME_FIELD": "client_name, or company_name before AlgaPSA v0.12",
+    "ALGA_ID_FIELD": "client_id, or company_id before AlgaPSA v0.12",
+    "REDIS_URL": "e.g. redis://127.0.0.1:6379/0, or empty to keep state in-process",
+    "SYNC_WRITE_CONCURRENCY": "a whole number from 1 to 32",
+}
+
+
+def _hint(variable: str) -> str:
+    return HINTS.get(variable, "see .env.example")
+
+
+class Settings(BaseModel):
+    """Everything the engine needs to know, validated on construction."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    acronis_base_url: AnyHttpUrl = Field(alias="ACRONIS_BASE_URL")
+    acronis_auth_url: AnyHttpUrl | None = Field(None, alias="ACRONIS_AUTH_URL")
+    acronis_client_id: str = Field(alias="ACRONIS_CLIENT_ID", min_length=1)
+    acronis_client_secret: SecretStr = Field(alias="ACRONIS_CLIENT_SECRET")
+    acronis_tenant_id: str = Field(alias="ACRONIS_TENANT_ID", pattern=UUID_PATTERN)
+
+    alga_base_url: AnyHttpUrl = Field(alias="ALGA_BASE_URL")
+    alga_api_token: SecretStr = Field(alias="ALGA_API_TOKEN")
+    alga_tenant_header: str | None = Field(None, alias="ALGA_TENANT_ID")
+    alga_clients_endpoint: str = Field(
+        DEFAULT_ALGA_ENDPOINT, alias="ALGA_COMPANIES_ENDPOINT", pattern=r"^/\S*$"
+    )
+    alga_search_endpoint: str = Field(
+        DEFAULT_ALGA_ENDPOINT, alias="ALGA_COMPANY_SEARCH_ENDPOINT", pattern=r"^/\S*$"
+    )
+    alga_key_field: str = Field(
+        DEFAULT_KEY_FIELD, alias="ALGA_COMPANY_KEY_FIELD", pattern=FIELD_NAME_PATTERN
+    )
+    alga_name_field: str = Field(
+        DEFAULT_ALGA_NAME_FIELD, alias="ALGA_NAME_FIELD", pattern=FIELD_NAME_PATTERN
+    )
+    alga_id_field: str = Field(
+        DEFAULT_ALGA_ID_FIELD, alias="ALGA_ID_FIELD", pattern=FIELD_NAME_PATTERN
+    )
+
+    sync_cron: str = Field("", alias="SYNC_CRON")
+    sync_timezone: str = Field("UTC", alias="SYNC_TIMEZONE")
+    dry_run: bool = Field(False, alias="DRY_RUN")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", alias="LOG_LEVEL"
+    )
+    redis_url: str = Field(DEFAULT_REDIS_URL, alias="REDIS_URL")
+    redis_prefix: str = Field(
+        DEFAULT_REDIS_PREFIX, alias="SYNC_REDIS_PREFIX", pattern=r"^[A-Za-z0-9_.-]+$"
+    )
+    mapping_file: Path = Field(Path(DEFAULT_MAPPING_FILE), alias="MAPPING_FILE")
+    disabled_policy: TenantPolicy = Field(
+        TenantPolicy.DEACTIVATE, alias="SYNC_DISABLED_POLICY"
+    )
+    deleted_policy: TenantPolicy = Field(
+        TenantPolicy.DEACTIVATE, alias="SYNC_DELETED_POLICY"
+    )
+    write_concurrency: int = Field(
+        DEFAULT_WRITE_CONCURRENCY, alias="SYNC_WRITE_CONCURRENCY", ge=1, le=32
+    )
+    connect_timeout: float = Field(
+        DEFAULT_CONNECT_TIMEOUT, alias="HTTP_CONNECT_TIMEOUT", gt=0, le=120
+    )
+    read_timeout: float = Field(
+        DEFAULT_READ_TIMEOUT, alias="HTTP_READ_TIMEOUT", gt=0, le=600
+    )
+    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, alias="HTTP_MAX_ATTEMPTS", ge=1)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("acronis_client_secret", "alga_api_token")
+    @classmethod
+    def _secret_not_blank(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("is empty")
+        return value
+
+    @property
+    def token_url(self) -> str:
+        """Where Acronis hands out access tokens."""
+        if self.acronis_auth_url is not None:
+            return str(self.acronis_auth_url)
+        return f"{self.acronis_base.rstrip('/')}/idp/token"
+
+    @property
+    def acronis_base(self) -> str:
+        return str(self.acronis_base_url).rstrip("/")
+
+    @property
+    def alga_base(self) -> str:
+        return str(self.alga_base_url).rstrip("/")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Build settings from ``environ``; raise ConfigError naming each bad variable."""
+        values = {key: value for key, value in environ.items() if value != "" or key in _KEEP_EMPTY}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            lines = [describe_problem(error) for error in exc.errors()]
+            raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+
+
+# Variables where an empty value means something (off), not "use the default".
+_KEEP_EMPTY = frozenset({"SYNC_CRON", "REDIS_URL"})
+
+
+def describe_problem(error: Mapping[str, Any]) -> str:
+    """Turn one pydantic error into "VARIABLE problem: how to fix it"."""
+    variable = str(error["loc"][0]) if error["loc"] else "settings"
+    if error["type"] == "missing":
+        problem = "is not set"
+    else:
+        problem = f"is invalid ({error['msg']})"
+    return f"{variable} {problem}: {_hint(variable)}"
+
+
+def setting_problems(environ: Mapping[str, str]) -> dict[str, str]:
+    """Every problem with ``environ``, keyed by variable, for ``sync check``."""
+    try:
+        Settings.from_env(environ)
+    except ConfigError as exc:
+        lines = str(exc).splitlines()[1:]
+        return {line.strip().split(" ", 1)[0]: line.strip() for line in lines}
+    return {}
