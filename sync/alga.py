@@ -8,7 +8,6 @@ an older server is served by settings alone.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -20,8 +19,6 @@ import requests
 from sync.errors import NotFound, RemoteRejected
 from sync.http import CallCounter, Pacer, RemoteProblem, RemoteSession, body_text
 from sync.settings import Settings
-
-log = logging.getLogger(__name__)
 
 SERVICE = "alga"
 ID_FIELD = "client_id"
