@@ -1,0 +1,158 @@
+"""The command line: ``python -m sync reconcile | preview | check | links``."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from dotenv import dotenv_values
+from rich.console import Console
+
+from sync import console as show
+from sync.checks import run_checks
+from sync.errors import ConfigError, MappingError
+from sync.report import Outcome
+from sync.runtime import Runtime, build_runtime
+from sync.settings import Settings
+
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True)
+
+
+def read_environment(env_file: Path | None) -> dict[str, str]:
+    """The process environment over the values in ``env_file`` (when it exists)."""
+    values: dict[str, str] = {}
+    if env_file is not None and env_file.is_file():
+        values.update(
+            {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+        )
+    values.update(os.environ)
+    return values
+
+
+def load_runtime(ctx: click.Context) -> Runtime:
+    environ: dict[str, str] = ctx.obj["environ"]
+    try:
+        settings = Settings.from_env(environ)
+        _configure_logging(settings.log_level)
+        return build_runtime(settings)
+    except (ConfigError, MappingError) as exc:
+        err.print(f"[bold red]Cannot start:[/] {exc}", highlight=False)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@click.group()
+@click.option(
+    "--env-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path(".env"),
+    show_default=True,
+    help="Settings file; variables already in the environment win.",
+)
+@click.pass_context
+def cli(ctx: click.Context, env_file: Path) -> None:
+    """Keep AlgaPSA clients in step with Acronis customer tenants."""
+    ctx.obj = {"environ": read_environment(env_file)}
+
+
+@cli.command()
+@click.option("--dry-run", is_flag=True, help="Plan and report; write nothing.")
+@click.option("--tenant", "tenants", multiple=True, help="Only this tenant id.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.pass_context
+def reconcile(
+    ctx: click.Context, dry_run: bool, tenants: tuple[str, ...], as_json: bool
+) -> None:
+    """Create and update AlgaPSA clients so they match Acronis."""
+    runtime = load_runtime(ctx)
+    dry_run = dry_run or runtime.settings.dry_run
+    with show.progress_bar(err, enabled=not as_json) as bar:
+        advance: Callable[[Outcome], None] | None = None
+        if bar is not None:
+            task = bar.add_task("syncing tenants", total=None)
+
+            def advance(outcome: Outcome) -> None:
+                bar.advance(task)
+
+        summary = runtime.engine().reconcile(
+            dry_run=dry_run, tenant_ids=tenants, progress=advance
+        )
+    if as_json:
+        click.echo(json.dumps(summary.to_dict(), ensure_ascii=False))
+    else:
+        show.show_summary(out, summary)
+    ctx.exit(0 if summary.ok else EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--tenant", "tenants", multiple=True, help="Only this tenant id.")
+@click.option("--limit", default=50, show_default=True, help="Plans to show.")
+@click.option("--offset", default=0, show_default=True, help="Plans to pass over.")
+@click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON.")
+@click.pass_context
+def preview(
+    ctx: click.Context,
+    tenants: tuple[str, ...],
+    limit: int,
+    offset: int,
+    as_json: bool,
+) -> None:
+    """Show the mapped payloads and planned actions; write nothing."""
+    runtime = load_runtime(ctx)
+    plans = runtime.engine().plan(tenants)
+    page = plans[offset : offset + limit]
+    if as_json:
+        document: dict[str, Any] = {
+            "total": len(plans),
+            "offset": offset,
+            "plans": [show.plan_to_dict(plan) for plan in page],
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, default=str))
+    else:
+        show.show_plans(out, page, len(plans))
+
+
+@cli.command()
+@click.pass_context
+def check(ctx: click.Context) -> None:
+    """Check each setting, fetch an Acronis token and read AlgaPSA once."""
+    results = run_checks(ctx.obj["environ"])
+    for result in results:
+        mark = "[green]pass[/]" if result.ok else "[red]FAIL[/]"
+        out.print(f"{mark}  {result.name}: ", end="")
+        out.print(result.detail, markup=False, highlight=False)
+    ctx.exit(0 if all(result.ok for result in results) else EXIT_FAILED)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the links as JSON.")
+@click.pass_context
+def links(ctx: click.Context, as_json: bool) -> None:
+    """List which AlgaPSA client each Acronis tenant is linked to."""
+    runtime = load_runtime(ctx)
+    known = runtime.links.all().values()
+    if as_json:
+        click.echo(json.dumps([vars(link) for link in known], ensure_ascii=False))
+    else:
+        show.show_links(out, known)
+
+
+if __name__ == "__main__":
+    cli(prog_name="python -m sync")
