@@ -504,20 +504,24 @@ def _index(
         line = marker.start_mark.line + 1
         if child_path in lines and isinstance(node, yaml.MappingNode):
             problems.append((line, f"{_where(child_path)}: is written twice"))
+            continue
         lines[child_path] = line
         problems += _index(child, child_path, lines)
     return problems
 
 
 def _where(loc: abc.Sequence[Any]) -> str:
-    return ".".join(str(part) for part in loc) or "the file"
+    return ".".join(str(part) for part in loc)
 
 
 def _locate(loc: abc.Sequence[Any], problem: str, lines: Lines) -> tuple[int, str]:
     path = tuple(loc)
     while path not in lines:
         path = path[:-1]
-    return lines[path], f"{_where(path)}: {problem}"
+    return lines[path], f"{_where(path)}: {problem}" if path else problem
+
+
+_TOP_LEVEL = "expected a map with a client section and a location section"
 
 
 def _explain(error: abc.Mapping[str, Any]) -> str:
@@ -533,6 +537,10 @@ def _explain(error: abc.Mapping[str, Any]) -> str:
         return "the file needs a client section"
     if error["type"] == "enum":
         return "on must be create or sync"
+    if error["type"] == "model_type":
+        return "expected a map such as {from: name}" if loc else _TOP_LEVEL
+    if error["type"] == "tuple_type":
+        return "expected a list, such as [trim]"
     return str(error["msg"]).removeprefix("Value error, ")
 
 

@@ -234,8 +234,8 @@ class _Planner:
         for owner in (self.linked_to.get(client_id), self.claims.get(client_id)):
             if owner is not None and owner != tenant_id:
                 return owner
+        # Its own marker would have found the client already, before the name.
         others = self.markers.get(client_id, frozenset()) & self.known_tenants
-        others = others - {tenant_id.lower()}
         return min(others) if others else None
 
     def _claim(
@@ -315,7 +315,8 @@ class _Planner:
             reason = f"{found.note}{how}AlgaPSA client is up to date"
             return Plan(mapped.tenant_id, name, Action.UNCHANGED, reason, **common)
         fields = ", ".join(change.field for change in changes)
-        reason = f"{found.note}{how}{fields} differ from Acronis"
+        verb = "differs" if len(changes) == 1 else "differ"
+        reason = f"{found.note}{how}{fields} {verb} from Acronis"
         body = _put_body(changes, client)
         return Plan(
             mapped.tenant_id, name, Action.UPDATE, reason, body=body,
