@@ -11,6 +11,7 @@ import base64
 import binascii
 import json
 import secrets
+import uuid
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -134,11 +135,15 @@ def fake_id_token(expires: float) -> str:
 
 
 def render_contact(contact: dict[str, Any] | None, tenant: Tenant) -> dict[str, Any]:
-    """A contact with its stamps, or the empty contact of a tenant without one."""
+    """A contact with its stamps, or the empty contact of a tenant without one.
+
+    Even an empty contact has an id and stamps: the schema requires them.
+    """
+    stamp = iso_utc(tenant["_created_us"], digits=0)
     if contact is None:
         blank: dict[str, Any] = dict.fromkeys(CONTACT_FIELDS)
-        return {**blank, "types": [], "email": ""}
-    stamp = iso_utc(tenant["_created_us"], digits=0)
+        contact_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"contact:{tenant['id']}"))
+        contact = {**blank, "id": contact_id, "types": [], "email": ""}
     return {**contact, "created_at": stamp, "updated_at": stamp}
 
 
