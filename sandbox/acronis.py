@@ -304,11 +304,10 @@ def get_tenant(tenant_id: str) -> Response:
 def list_children(tenant_id: str) -> Response:
     state = current_state()
     deleted = flag(request.args, "allow_deleted")
-    start = (
-        int(request.args.get("after", "0"))
-        if request.args.get("after", "0").isdigit()
-        else 0
-    )
+    after = request.args.get("after", "0")
+    if not after.isdigit():
+        raise bad_request("The paging cursor is not valid")
+    start = int(after)
     with state.lock:
         find_tenant(state, tenant_id, deleted=True)
         ids = sorted(state.children[tenant_id], key=state.order_key)

@@ -170,34 +170,28 @@ def number_arg(args: MultiDict[str, str], name: str, default: int, top: int) -> 
     except ValueError:
         value = math.nan
     if math.isnan(value):
-        raise query_problem(
-            store.wrong_type(name, "number", math.nan)
-            | {"received": "nan", "message": "Expected number, received nan"}
-        )
-    bound = {"type": "number", "inclusive": True, "exact": False}
+        message = "Expected number, received nan"
+        detail = {"code": "invalid_type", "expected": "number", "received": "nan"}
+        raise query_problem({**detail, "path": [name], "message": message})
     if value < 1:
-        message = "Number must be greater than or equal to 1"
-        raise query_problem(
-            {
-                "code": "too_small",
-                "minimum": 1,
-                **bound,
-                "message": message,
-                "path": [name],
-            }
-        )
+        raise query_problem(out_of_range(name, "too_small", 1))
     if value > top:
-        message = f"Number must be less than or equal to {top}"
-        raise query_problem(
-            {
-                "code": "too_big",
-                "maximum": top,
-                **bound,
-                "message": message,
-                "path": [name],
-            }
-        )
+        raise query_problem(out_of_range(name, "too_big", top))
     return int(value)
+
+
+def out_of_range(name: str, code: str, bound: int) -> Detail:
+    small = code == "too_small"
+    words = "greater than or equal to" if small else "less than or equal to"
+    return {
+        "code": code,
+        "minimum" if small else "maximum": bound,
+        "type": "number",
+        "inclusive": True,
+        "exact": False,
+        "message": f"Number must be {words} {bound}",
+        "path": [name],
+    }
 
 
 def paging(args: MultiDict[str, str]) -> tuple[int, int]:
