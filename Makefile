@@ -43,7 +43,7 @@ sandbox: $(STAMP)
 	$(BIN)/python -m sandbox --port $(PORT) --tenants $(TENANTS)
 
 bench: $(STAMP)
-	$(BIN)/python -m bench.reconcile
+	scripts/with-redis.sh $(BIN)/python -m bench.reconcile
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

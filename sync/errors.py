@@ -53,7 +53,9 @@ class SyncError(Exception):
         return self
 
     def __str__(self) -> str:
-        where = f"{self.service} {self.status}: " if self.service and self.status else ""
+        where = (
+            f"{self.service} {self.status}: " if self.service and self.status else ""
+        )
         return f"{where}{self.message}"
 
 

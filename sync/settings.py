@@ -166,8 +166,12 @@ class Settings(BaseModel):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Build settings from ``environ``; raise ConfigError naming each bad variable."""
-        values = {key: value for key, value in environ.items() if value != "" or key in _KEEP_EMPTY}
+        """Build settings from ``environ``; raise ConfigError naming each bad one."""
+        values = {
+            key: value
+            for key, value in environ.items()
+            if value != "" or key in _KEEP_EMPTY
+        }
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
