@@ -23,6 +23,7 @@ from sandbox.state import (
     ACRONIS_CLIENT_ID,
     ACRONIS_CLIENT_SECRET,
     ALGA_API_KEY,
+    RATE_PER_MINUTE,
     Options,
     SandboxState,
 )
@@ -39,6 +40,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--fail-rate", type=float, default=0.0)
     parser.add_argument("--enforce-rate-limit", action="store_true")
+    parser.add_argument(
+        "--rate-per-minute",
+        type=float,
+        default=RATE_PER_MINUTE,
+        help="AlgaPSA calls refilled a minute; the burst is twice this",
+    )
     parser.add_argument("--token-ttl", type=int, default=7200, help="seconds")
     parser.add_argument("--duplicate-names", type=int, default=0, help="pairs")
     parser.add_argument("--alga-clients", type=int, default=0)
@@ -73,6 +80,7 @@ def options_from(args: argparse.Namespace) -> Options:
         latency_ms=args.latency_ms,
         fail_rate=args.fail_rate,
         enforce_rate_limit=args.enforce_rate_limit,
+        rate_per_minute=args.rate_per_minute,
         token_ttl=args.token_ttl,
         duplicate_names=args.duplicate_names,
         alga_clients=args.alga_clients,

@@ -17,7 +17,6 @@ from sandbox import alga_store as store
 from sandbox.alga_store import AlgaProblem, Detail
 from sandbox.state import (
     ALGA_API_KEY,
-    RATE_BURST,
     Client,
     current_state,
     iso_utc,
@@ -102,7 +101,7 @@ def too_many(wait: float) -> tuple[Response, int]:
 def add_rate_headers(response: Response) -> Response:
     ok = 200 <= response.status_code < 300
     if ok and request.endpoint in RATE_HEADER_ENDPOINTS and "rate_remaining" in g:
-        response.headers["X-RateLimit-Limit"] = str(RATE_BURST)
+        response.headers["X-RateLimit-Limit"] = str(current_state().bucket.burst)
         response.headers["X-RateLimit-Remaining"] = str(g.rate_remaining)
     return response
 

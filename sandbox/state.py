@@ -25,8 +25,8 @@ from sandbox import data
 ACRONIS_CLIENT_ID = "sandbox-client"
 ACRONIS_CLIENT_SECRET = "sandbox-secret"
 ALGA_API_KEY = "sandbox-alga-key"
-RATE_BURST = 120
-RATE_REFILL_PER_SECOND = 1.0
+# AlgaPSA's defaults: a burst of 120 calls, refilled at 60 a minute.
+RATE_PER_MINUTE = 60.0
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 
@@ -43,6 +43,7 @@ class Options:
     latency_ms: float = 0.0
     fail_rate: float = 0.0
     enforce_rate_limit: bool = False
+    rate_per_minute: float = RATE_PER_MINUTE
     token_ttl: int = 7200
     duplicate_names: int = 0
     alga_clients: int = 0
@@ -71,11 +72,15 @@ class Fault:
 
 
 class TokenBucket:
-    """AlgaPSA's limiter: a burst of 120 calls, refilled at one a second."""
+    """AlgaPSA's limiter: a burst of twice the calls refilled in a minute."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(
+        self, clock: Callable[[], float], per_minute: float = RATE_PER_MINUTE
+    ) -> None:
         self._clock = clock
-        self.tokens = float(RATE_BURST)
+        self.refill_per_second = per_minute / 60
+        self.burst = int(per_minute * 2)
+        self.tokens = float(self.burst)
         self._last = clock()
 
     def take(self) -> bool:
@@ -83,7 +88,7 @@ class TokenBucket:
         now = self._clock()
         elapsed = max(0.0, now - self._last)
         self.tokens = min(
-            float(RATE_BURST), self.tokens + elapsed * RATE_REFILL_PER_SECOND
+            float(self.burst), self.tokens + elapsed * self.refill_per_second
         )
         self._last = now
         if self.tokens < 1.0:
@@ -96,7 +101,7 @@ class TokenBucket:
         return max(0, int(self.tokens))
 
     def seconds_until_next(self) -> float:
-        return max(0.0, (1.0 - self.tokens) / RATE_REFILL_PER_SECOND)
+        return max(0.0, (1.0 - self.tokens) / self.refill_per_second)
 
 
 class Stats:
@@ -141,7 +146,7 @@ class SandboxState:
         self._id_rng = random.Random(f"ids-{options.seed}")
         self.stats = Stats()
         self.faults: list[Fault] = []
-        self.bucket = TokenBucket(clock)
+        self.bucket = TokenBucket(clock, options.rate_per_minute)
         self.tokens: dict[str, float] = {}
         self.alga_tenant = data.alga_tenant_id(options.seed)
         self.clients: dict[str, Client] = {}

@@ -155,7 +155,7 @@ class Engine:
         except Conflict:
             return self._adopt_existing(plan)
         outcome = self._record(plan, client["client_id"], "created")
-        log.info("tenant %s: created client %s", plan.tenant_id, client["client_id"])
+        log.debug("tenant %s: created client %s", plan.tenant_id, client["client_id"])
         return outcome
 
     def _adopt_existing(self, plan: Plan) -> Outcome:

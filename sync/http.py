@@ -110,9 +110,10 @@ WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 class Pacer:
     """Slows requests down before a remote's rate-limit budget runs out.
 
-    The remote reports what is left in ``X-RateLimit-Remaining``; once that
-    falls to ``reserve``, each request waits long enough for the bucket to
-    refill by one.
+    The remote reports what is left in ``X-RateLimit-Remaining``. Once that
+    falls to ``reserve``, requests from every thread are spaced one refill
+    interval apart, so the budget is never overdrawn; a fuller budget lifts
+    the spacing again.
     """
 
     def __init__(
@@ -121,18 +122,25 @@ class Pacer:
         reserve: int = 5,
         seconds_per_token: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.reserve = reserve
         self.seconds_per_token = seconds_per_token
         self._remaining: int | None = None
+        self._next_slot = 0.0
         self._sleep = sleep
+        self._clock = clock
         self._lock = threading.Lock()
 
     def before_request(self) -> None:
         with self._lock:
-            low = self._remaining is not None and self._remaining <= self.reserve
-        if low:
-            self._sleep(self.seconds_per_token)
+            if self._remaining is None or self._remaining > self.reserve:
+                return
+            now = self._clock()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + self.seconds_per_token
+        if slot > now:
+            self._sleep(slot - now)
 
     def after_response(self, response: requests.Response) -> None:
         value = response.headers.get("X-RateLimit-Remaining")

@@ -301,9 +301,11 @@ def test_the_client_slows_down_when_the_budget_runs_low(remote, client, sleeps):
     remote.replace(
         responses.GET, url, json=body, headers={"X-RateLimit-Remaining": "2"}
     )
-    client.get_client(CLIENT_ID)
-    client.get_client(CLIENT_ID)
-    assert sleeps == [1.0]
+    for _ in range(3):
+        client.get_client(CLIENT_ID)
+    # The answer that reports the low budget spaces the calls after it.
+    assert len(sleeps) == 1
+    assert 0.5 < sleeps[0] <= 1.0
 
 
 def test_a_429_waits_what_the_server_asked_for(remote, client, sleeps):
