@@ -47,8 +47,8 @@ class Pass:
 def sandbox(tenants: int, latency_ms: int, redis_url: str) -> Iterator[Box]:
     # A budget far above what the run spends, so pacing never slows either
     # strategy: the figures measure calls and latency alone.
-    options = ("--tenants", str(tenants), "--latency-ms", str(latency_ms))
-    options += ("--rate-per-minute", "1000000")
+    options = ["--tenants", str(tenants), "--latency-ms", str(latency_ms)]
+    options += ["--rate-per-minute", "1000000"]
     with run_sandbox(*options) as running:
         prefix = f"bench-{uuid.uuid4().hex}"
         env = {**running.settings, "REDIS_URL": redis_url, "SYNC_REDIS_PREFIX": prefix}
