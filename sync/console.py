@@ -39,6 +39,7 @@ def show_summary(console: Console, summary: RunSummary) -> None:
         console.print(f"[bold red]Sync aborted:[/] {summary.error}")
     if summary.dry_run:
         _list_outcomes(console, "Would change", summary.changes)
+    _list_outcomes(console, "Skipped", summary.skips)
     _list_outcomes(console, "Failed", summary.failures)
 
 

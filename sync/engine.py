@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -20,7 +20,7 @@ from sync.alga import AlgaClient
 from sync.errors import Conflict, LinkConflict, SyncError
 from sync.http import CallCounter
 from sync.links import LOCATION_PRESENT, Link, LinkStore
-from sync.mapping import Mapping
+from sync.mapping import Mapping as FieldMapping
 from sync.planner import Action, Plan, PlanContext, plan_all
 from sync.report import Outcome, RunSummary
 from sync.settings import Settings
@@ -40,7 +40,7 @@ class Engine:
         acronis: AcronisClient,
         alga: AlgaClient,
         links: LinkStore,
-        mapping: Mapping,
+        mapping: FieldMapping,
         counter: CallCounter,
     ) -> None:
         self.settings = settings
@@ -57,15 +57,59 @@ class Engine:
         tenants = self._read_tenants(tenant_ids)
         clients = {client["client_id"]: client for client in self.alga.list_clients()}
         self._known = self.links.all()
-        context = PlanContext(
+        self._tenants = {tenant["id"]: tenant for tenant in tenants}
+        return plan_all(tenants, self.mapping, self._context(clients, self._known))
+
+    def _context(
+        self, clients: dict[str, dict[str, Any]], links: Mapping[str, Link]
+    ) -> PlanContext:
+        return PlanContext(
             clients=clients,
-            links={t: link.client_id for t, link in self._known.items()},
+            links={tenant: link.client_id for tenant, link in links.items()},
             key_field=self.settings.alga_key_field,
             disabled_policy=self.settings.disabled_policy,
             deleted_policy=self.settings.deleted_policy,
         )
-        self._tenants = {tenant["id"]: tenant for tenant in tenants}
-        return plan_all(tenants, self.mapping, context)
+
+    def plan_one(self, tenant_id: str) -> Plan | None:
+        """Plan one tenant, reading only its linked client when the link holds.
+
+        Without a usable link the tenant's client may be anywhere (a lost link,
+        a client typed in by hand), so every client is read, as in a reconcile.
+        Returns None when Acronis has no such tenant.
+        """
+        tenant = self.acronis.get_tenant(tenant_id)
+        if tenant is None:
+            return None
+        link = self.links.get(tenant_id)
+        client = self.alga.get_client(link.client_id) if link else None
+        if link is not None and client is not None:
+            clients = {client["client_id"]: client}
+            self._known = {tenant_id: link}
+        else:
+            clients = {c["client_id"]: c for c in self.alga.list_clients()}
+            self._known = self.links.all()
+        context = self._context(clients, self._known)
+        self._tenants = {tenant_id: tenant}
+        (plan,) = plan_all([tenant], self.mapping, context)
+        return plan
+
+    def upsert_tenant(self, tenant_id: str, *, dry_run: bool = False) -> Outcome:
+        """Bring one tenant's client in step; raise SyncError when a call fails.
+
+        Unlike a reconcile, which reports failures in its summary, this raises,
+        so that a job queue can retry what may succeed later.
+        """
+        plan = self.plan_one(tenant_id)
+        if plan is None:
+            return Outcome(
+                tenant_id, "", "skipped", "Acronis has no such tenant (deleted?)"
+            )
+        if dry_run:
+            return Outcome.from_plan(plan, dry_run=True)
+        if plan.action in (Action.CONFLICT, Action.INVALID):
+            raise LinkConflict(plan.reason, tenant_id=tenant_id)
+        return self._apply(plan)
 
     def reconcile(
         self,
@@ -178,13 +222,7 @@ class Engine:
 
     def _replan(self, tenant_id: str, client: dict[str, Any]) -> Plan:
         """Plan one tenant again against ``client``, linked to it by name."""
-        context = PlanContext(
-            clients={client["client_id"]: client},
-            links={},
-            key_field=self.settings.alga_key_field,
-            disabled_policy=self.settings.disabled_policy,
-            deleted_policy=self.settings.deleted_policy,
-        )
+        context = self._context({client["client_id"]: client}, {})
         (plan,) = plan_all([self._tenants[tenant_id]], self.mapping, context)
         if plan.client_id != client["client_id"]:
             raise LinkConflict(

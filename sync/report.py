@@ -79,6 +79,7 @@ class RunSummary:
     links_recovered: int = 0
     failures: list[Outcome] = field(default_factory=list)
     changes: list[Outcome] = field(default_factory=list)
+    skips: list[Outcome] = field(default_factory=list)
     calls: dict[str, dict[str, int]] = field(default_factory=dict)
     duration_seconds: float = 0.0
     error: str | None = None
@@ -91,6 +92,8 @@ class RunSummary:
             self.failures.append(outcome)
         elif outcome.result in ("created", "updated"):
             self.changes.append(outcome)
+        elif outcome.result == "skipped":
+            self.skips.append(outcome)
 
     def abort(self, error: SyncError) -> None:
         """The run could not read what it needs; nothing was planned or written."""
@@ -128,4 +131,5 @@ class RunSummary:
             "error": self.error,
             "failures": [outcome.to_dict() for outcome in self.failures],
             "changes": [outcome.to_dict() for outcome in self.changes],
+            "skips": [outcome.to_dict() for outcome in self.skips],
         }

@@ -13,6 +13,9 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -36,6 +39,10 @@ DEFAULT_WRITE_CONCURRENCY = 4
 DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_MAX_ATTEMPTS = 5
+DEFAULT_POLL_SECONDS = 300
+DEFAULT_JOB_TIMEOUT = 120
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_QUEUE = "sync"
 
 UUID_PATTERN = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -72,6 +79,9 @@ HINTS: dict[str, str] = {
     "ALGA_ID_FIELD": "client_id, or company_id before AlgaPSA v0.12",
     "REDIS_URL": "e.g. redis://127.0.0.1:6379/0, or empty to keep state in-process",
     "SYNC_WRITE_CONCURRENCY": "a whole number from 1 to 32",
+    "SYNC_CRON": "five fields, e.g. 0 * * * * for hourly; empty disables it",
+    "SYNC_TIMEZONE": "an IANA zone name such as UTC or Europe/Berlin",
+    "WEBHOOK_SECRET": "one or more whsec_... secrets, separated by spaces",
 }
 
 
@@ -136,6 +146,45 @@ class Settings(BaseModel):
         DEFAULT_READ_TIMEOUT, alias="HTTP_READ_TIMEOUT", gt=0, le=600
     )
     max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, alias="HTTP_MAX_ATTEMPTS", ge=1)
+
+    # The always-on service: receiver, queue, workers and schedule.
+    webhook_secrets: SecretStr | None = Field(None, alias="WEBHOOK_SECRET")
+    sync_api_token: SecretStr | None = Field(None, alias="SYNC_API_TOKEN")
+    alga_webhook_secret: SecretStr | None = Field(None, alias="ALGA_WEBHOOK_SECRET")
+    max_body_bytes: int = Field(
+        DEFAULT_MAX_BODY_BYTES, alias="WEBHOOK_MAX_BYTES", ge=1024, le=16 * 1024**2
+    )
+    poll_seconds: int = Field(DEFAULT_POLL_SECONDS, alias="ACRONIS_POLL_SECONDS", ge=0)
+    job_timeout: int = Field(DEFAULT_JOB_TIMEOUT, alias="SYNC_JOB_TIMEOUT", ge=10)
+    queue_name: str = Field(
+        DEFAULT_QUEUE, alias="SYNC_QUEUE", pattern=r"^[A-Za-z0-9_-]+$"
+    )
+    admin_username: str = Field("admin", alias="ADMIN_USERNAME", min_length=1)
+    admin_password: SecretStr | None = Field(None, alias="ADMIN_PASSWORD")
+
+    @field_validator("sync_cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        if value.strip() and not croniter.is_valid(value.strip()):
+            raise ValueError(f"{value!r} is not a cron expression")
+        return value.strip()
+
+    @field_validator("sync_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone") from None
+        return value
+
+    @property
+    def webhook_secret_list(self) -> list[str]:
+        """Every accepted webhook secret; several while one is being rotated."""
+        if self.webhook_secrets is None:
+            return []
+        raw = self.webhook_secrets.get_secret_value().replace(",", " ")
+        return raw.split()
 
     @field_validator("log_level", mode="before")
     @classmethod
