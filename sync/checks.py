@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sync.errors import MappingError, SyncError
-from sync.mapping import load_mapping
+from sync.mapping_file import load_mapping
 from sync.runtime import Runtime, build_runtime, connect_redis, redacted
 from sync.settings import Settings, setting_problems
 

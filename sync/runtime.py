@@ -14,7 +14,8 @@ from sync.engine import Engine
 from sync.http import CallCounter
 from sync.keys import Keys
 from sync.links import LinkStore, MemoryLinkStore, RedisLinkStore
-from sync.mapping import Mapping, load_mapping
+from sync.mapping import Mapping
+from sync.mapping_file import load_mapping
 from sync.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -9,16 +9,8 @@ from typing import Any
 import pytest
 
 from sync.errors import MappingError
-from sync.mapping import (
-    Mapping,
-    Mode,
-    country_name,
-    load_mapping,
-    lookup,
-    parse_mapping,
-    render,
-    truncate,
-)
+from sync.mapping import Mapping, Mode, country_name, lookup, render, truncate
+from sync.mapping_file import load_mapping, parse_mapping
 
 ROOT = Path(__file__).resolve().parents[2]
 TENANT_ID = "3f2b6c1e-0000-4000-8000-000000000001"

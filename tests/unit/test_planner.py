@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from sync.mapping import Mapping, load_mapping, parse_mapping
+from sync.mapping import Mapping
+from sync.mapping_file import load_mapping, parse_mapping
 from sync.planner import (
     Action,
     FieldChange,
