@@ -6,6 +6,7 @@ LINKS = "{prefix}:links"
 LINK_CLIENTS = "{prefix}:link-clients"
 ACRONIS_TOKEN = "{prefix}:acronis-token:{client_id}"
 LAST_RUN = "{prefix}:last-run"
+WEBHOOK_SEEN = "{prefix}:webhook-seen:{source}:{message_id}"
 
 
 class Keys:
@@ -32,3 +33,9 @@ class Keys:
     def acronis_token(self, client_id: str) -> str:
         """String with a TTL: the cached access token of one API client."""
         return ACRONIS_TOKEN.format(prefix=self.prefix, client_id=client_id)
+
+    def webhook_seen(self, source: str, message_id: str) -> str:
+        """String with a TTL: a webhook id already accepted, to refuse replays."""
+        return WEBHOOK_SEEN.format(
+            prefix=self.prefix, source=source, message_id=message_id
+        )

@@ -58,6 +58,9 @@ class LinkStore(Protocol):
 
     def get(self, tenant_id: str) -> Link | None: ...
 
+    def tenant_of(self, client_id: str) -> str | None:
+        """The tenant linked to AlgaPSA client ``client_id``, if any."""
+
     def claim(self, link: Link) -> None:
         """Save ``link``; raise LinkConflict if its client has another tenant."""
 
@@ -94,6 +97,10 @@ class MemoryLinkStore:
     def get(self, tenant_id: str) -> Link | None:
         with self._lock:
             return self._links.get(tenant_id)
+
+    def tenant_of(self, client_id: str) -> str | None:
+        with self._lock:
+            return self._holders.get(client_id)
 
     def claim(self, link: Link) -> None:
         with self._lock:
@@ -176,6 +183,10 @@ class RedisLinkStore:
     def get(self, tenant_id: str) -> Link | None:
         raw = self._redis.hget(self._keys.links, tenant_id)
         return Link.from_json(raw) if raw is not None else None
+
+    def tenant_of(self, client_id: str) -> str | None:
+        raw = self._redis.hget(self._keys.link_clients, client_id)
+        return _text(raw) if raw is not None else None
 
     def claim(self, link: Link) -> None:
         keys = [self._keys.links, self._keys.link_clients]
