@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -149,7 +150,7 @@ def links(ctx: click.Context, as_json: bool) -> None:
     runtime = load_runtime(ctx)
     known = runtime.links.all().values()
     if as_json:
-        click.echo(json.dumps([vars(link) for link in known], ensure_ascii=False))
+        click.echo(json.dumps([asdict(link) for link in known], ensure_ascii=False))
     else:
         show.show_links(out, known)
 
