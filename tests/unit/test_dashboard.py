@@ -1,0 +1,133 @@
+"""The job dashboard under /rq: mounted only with an admin password, always guarded."""
+
+from __future__ import annotations
+
+import base64
+import socket
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from sync.settings import Settings
+from web.dashboard import register_dashboard
+
+BASE_ENV = {
+    "ACRONIS_BASE_URL": "http://127.0.0.1:9/api/2",
+    "ACRONIS_CLIENT_ID": "client",
+    "ACRONIS_CLIENT_SECRET": "secret",
+    "ACRONIS_TENANT_ID": "0b7c4c8e-3f0a-4a4e-9a51-6f1d2f6a7c11",
+    "ALGA_BASE_URL": "http://127.0.0.1:9/api/v1",
+    "ALGA_API_TOKEN": "token",
+}
+PASSWORD = "correct horse battery"
+
+
+def basic(username: str, password: str) -> dict[str, str]:
+    raw = f"{username}:{password}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(raw).decode()}
+
+
+@pytest.fixture
+def closed_redis_url() -> str:
+    """A loopback address where nothing listens: the dashboard must not need Redis."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def make_client(redis_url: str, **extra: str) -> FlaskClient:
+    app = Flask("dashboard-test")
+    app.config["TESTING"] = True
+
+    @app.get("/health")
+    def health() -> str:
+        return "ok"
+
+    settings = Settings.from_env({**BASE_ENV, **extra})
+    register_dashboard(app, settings, redis_url)
+    return app.test_client()
+
+
+@pytest.fixture
+def client(closed_redis_url: str) -> FlaskClient:
+    return make_client(closed_redis_url, ADMIN_PASSWORD=PASSWORD)
+
+
+@pytest.mark.parametrize(
+    "path", ["/rq", "/rq/", "/rq/0/data/queues.json", "/rq/static/css/main.css"]
+)
+def test_no_credentials_get_a_login_challenge(client: FlaskClient, path: str) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+
+
+def test_requeue_all_is_refused_without_credentials(client: FlaskClient) -> None:
+    # requeue-all is a GET in rq-dashboard: the guard is all that stops it.
+    assert client.get("/rq/requeue/sync").status_code == 401
+    assert client.post("/rq/requeue/sync").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("username", "password"),
+    [
+        ("admin", "wrong"),
+        ("admin", ""),
+        ("root", PASSWORD),
+        ("admin", PASSWORD + "x"),
+        ("admin", PASSWORD.upper()),
+    ],
+)
+def test_wrong_credentials_are_refused(
+    client: FlaskClient, username: str, password: str
+) -> None:
+    response = client.get("/rq/", headers=basic(username, password))
+
+    assert response.status_code == 401
+
+
+def test_bearer_token_is_not_a_login(client: FlaskClient) -> None:
+    response = client.get("/rq/", headers={"Authorization": f"Bearer {PASSWORD}"})
+
+    assert response.status_code == 401
+
+
+def test_right_credentials_reach_the_dashboard(client: FlaskClient) -> None:
+    headers = basic("admin", PASSWORD)
+
+    page = client.get("/rq/", headers=headers)
+    stylesheet = client.get("/rq/static/css/main.css", headers=headers)
+
+    assert page.status_code == 200
+    assert page.headers["Cache-Control"] == "no-store"
+    assert stylesheet.status_code == 200
+    assert stylesheet.mimetype == "text/css"
+
+
+def test_custom_admin_username(closed_redis_url: str) -> None:
+    client = make_client(
+        closed_redis_url, ADMIN_USERNAME="ops", ADMIN_PASSWORD=PASSWORD
+    )
+
+    assert client.get("/rq/", headers=basic("admin", PASSWORD)).status_code == 401
+    assert client.get("/rq/", headers=basic("ops", PASSWORD)).status_code == 200
+
+
+def test_other_routes_are_left_alone(client: FlaskClient) -> None:
+    assert client.get("/health").status_code == 200
+    assert client.get("/rqx").status_code == 404
+
+
+@pytest.mark.parametrize("extra", [{}, {"ADMIN_PASSWORD": ""}])
+def test_without_admin_password_the_dashboard_is_not_there(
+    closed_redis_url: str, extra: dict[str, str]
+) -> None:
+    client = make_client(closed_redis_url, **extra)
+
+    for headers in ({}, basic("admin", ""), basic("admin", "admin")):
+        assert client.get("/rq/", headers=headers).status_code == 404
+        assert client.get("/rq/requeue/sync", headers=headers).status_code == 404
+    assert client.get("/health").status_code == 200
