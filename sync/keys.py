@@ -8,6 +8,15 @@ ACRONIS_TOKEN = "{prefix}:acronis-token:{client_id}"
 LAST_RUN = "{prefix}:last-run"
 WEBHOOK_SEEN = "{prefix}:webhook-seen:{source}:{message_id}"
 
+# Jobs, schedule and metrics (worker/).
+PENDING_UPSERT = "{prefix}:pending-upsert:{tenant_id}"
+UPSERT_SEQUENCE = "{prefix}:upsert-sequence"
+TENANT_LOCK = "{prefix}:tenant-lock:{tenant_id}"
+POLL_CURSOR = "{prefix}:poll-cursor"
+SCHEDULE_CLAIM = "{prefix}:schedule-claim:{kind}:{slot}"
+RUN_HISTORY = "{prefix}:run-history"
+METRICS = "{prefix}:metrics:{family}"
+
 
 class Keys:
     """Key names under one prefix, so that several installs can share a Redis."""
@@ -39,3 +48,34 @@ class Keys:
         return WEBHOOK_SEEN.format(
             prefix=self.prefix, source=source, message_id=message_id
         )
+
+    def pending_upsert(self, tenant_id: str) -> str:
+        """String with a TTL: the id of the tenant's upsert job still queued."""
+        return PENDING_UPSERT.format(prefix=self.prefix, tenant_id=tenant_id)
+
+    @property
+    def upsert_sequence(self) -> str:
+        """Hash: tenant id -> number of the tenant's latest upsert job."""
+        return UPSERT_SEQUENCE.format(prefix=self.prefix)
+
+    def tenant_lock(self, tenant_id: str) -> str:
+        """Lock: held while one worker upserts the tenant."""
+        return TENANT_LOCK.format(prefix=self.prefix, tenant_id=tenant_id)
+
+    @property
+    def poll_cursor(self) -> str:
+        """String: the Acronis feed timestamp the next poll asks changes since."""
+        return POLL_CURSOR.format(prefix=self.prefix)
+
+    def schedule_claim(self, kind: str, slot: int) -> str:
+        """String with a TTL: the job enqueued for one schedule slot (epoch)."""
+        return SCHEDULE_CLAIM.format(prefix=self.prefix, kind=kind, slot=slot)
+
+    @property
+    def run_history(self) -> str:
+        """List: the latest reconcile summaries in brief (JSON), newest first."""
+        return RUN_HISTORY.format(prefix=self.prefix)
+
+    def metrics(self, family: str) -> str:
+        """Hash: one family of counters shared by every process, label -> value."""
+        return METRICS.format(prefix=self.prefix, family=family)

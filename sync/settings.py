@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import croniter
@@ -43,6 +42,7 @@ DEFAULT_POLL_SECONDS = 300
 DEFAULT_JOB_TIMEOUT = 120
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "sync"
+DEFAULT_RETRY_DELAYS = "10 60 300 900"
 
 UUID_PATTERN = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -82,6 +82,7 @@ HINTS: dict[str, str] = {
     "SYNC_CRON": "five fields, e.g. 0 * * * * for hourly; empty disables it",
     "SYNC_TIMEZONE": "an IANA zone name such as UTC or Europe/Berlin",
     "WEBHOOK_SECRET": "one or more whsec_... secrets, separated by spaces",
+    "SYNC_RETRY_DELAYS": "seconds before each retry, e.g. 10 60 300 900",
 }
 
 
@@ -159,6 +160,9 @@ class Settings(BaseModel):
     queue_name: str = Field(
         DEFAULT_QUEUE, alias="SYNC_QUEUE", pattern=r"^[A-Za-z0-9_-]+$"
     )
+    retry_delays: str = Field(
+        DEFAULT_RETRY_DELAYS, alias="SYNC_RETRY_DELAYS", pattern=r"^\s*\d+(\s+\d+)*\s*$"
+    )
     admin_username: str = Field("admin", alias="ADMIN_USERNAME", min_length=1)
     admin_password: SecretStr | None = Field(None, alias="ADMIN_PASSWORD")
 
@@ -185,6 +189,11 @@ class Settings(BaseModel):
             return []
         raw = self.webhook_secrets.get_secret_value().replace(",", " ")
         return raw.split()
+
+    @property
+    def retry_delay_list(self) -> list[int]:
+        """Seconds to wait before each retry of a job; one retry per entry."""
+        return [int(delay) for delay in self.retry_delays.split()]
 
     @field_validator("log_level", mode="before")
     @classmethod
