@@ -1,4 +1,7 @@
-"""The command line: ``python -m sync reconcile | preview | check | links``."""
+"""The command line: ``python -m sync reconcile | preview | check | links``.
+
+``failed`` and ``requeue`` look after the jobs the queue gave up on.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import redis
 from dotenv import dotenv_values
 from rich.console import Console
 
@@ -21,6 +25,7 @@ from sync.errors import ConfigError, MappingError
 from sync.report import Outcome
 from sync.runtime import Runtime, build_runtime
 from sync.settings import Settings
+from worker.queueing import failed_jobs, requeue_failed
 
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
@@ -153,6 +158,39 @@ def links(ctx: click.Context, as_json: bool) -> None:
         click.echo(json.dumps([asdict(link) for link in known], ensure_ascii=False))
     else:
         show.show_links(out, known)
+
+
+def _queue_redis(ctx: click.Context) -> tuple[redis.Redis, Settings]:
+    runtime = load_runtime(ctx)
+    if runtime.redis is None:
+        err.print("[bold red]Redis does not answer:[/] check REDIS_URL")
+        raise SystemExit(EXIT_CONFIG)
+    return runtime.redis, runtime.settings
+
+
+@cli.command()
+@click.pass_context
+def failed(ctx: click.Context) -> None:
+    """List the jobs that failed for good: id, tenant, reason and when."""
+    connection, settings = _queue_redis(ctx)
+    for job in failed_jobs(connection, settings):
+        tenant = job.tenant_id or "-"
+        out.print(f"{job.id}  {tenant}  {job.ended_at}  ", end="", highlight=False)
+        out.print(job.reason, markup=False, highlight=False)
+
+
+@cli.command()
+@click.option("--all", "everything", is_flag=True, help="Requeue every failed job.")
+@click.argument("job_ids", nargs=-1)
+@click.pass_context
+def requeue(ctx: click.Context, everything: bool, job_ids: tuple[str, ...]) -> None:
+    """Put failed jobs back on the queue: the ones named, or --all."""
+    if everything == bool(job_ids):
+        raise click.UsageError("name the jobs to requeue, or pass --all")
+    connection, settings = _queue_redis(ctx)
+    done = requeue_failed(connection, settings, None if everything else list(job_ids))
+    out.print(f"requeued {len(done)} job(s)", highlight=False)
+    ctx.exit(0 if everything or len(done) == len(job_ids) else EXIT_FAILED)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,1 @@
+"""Background work: the job queue, the jobs, the schedule and shared metrics."""

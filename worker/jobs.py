@@ -1,0 +1,239 @@
+"""The jobs the workers run: upsert one tenant, reconcile all, poll for changes.
+
+Workers are started as ``rq worker --with-scheduler --worker-class
+worker.jobs.SyncWorker QUEUE``. The worker builds its Settings from the
+environment and its Runtime once, before it forks a process per job, so a job
+only pays for its own remote calls.
+
+The reconcile job fans out: it plans every tenant in one pass, enqueues an
+upsert job for each tenant whose plan needs a write, and records a run
+summary of what it planned and queued. It applies nothing itself, so that a
+slow or failing tenant is retried alone and one long job never holds the
+queue. The upsert jobs record their outcome on each tenant's link.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from redis import Redis
+from rq import Worker, get_current_job
+
+from sync.acronis import is_customer, parse_timestamp, rfc3339_utc
+from sync.errors import ConfigError, RetryableError, SyncError
+from sync.keys import Keys
+from sync.links import LOCATION_PRESENT, Link
+from sync.planner import Action, Plan
+from sync.report import Outcome, RunSummary
+from sync.runtime import Runtime, build_runtime
+from sync.settings import Settings
+from worker import metrics
+from worker.queueing import (
+    POLL,
+    RECONCILE,
+    UPSERT,
+    clear_pending,
+    enqueue_upsert,
+)
+
+log = logging.getLogger(__name__)
+
+HISTORY_LENGTH = 50
+# The tenant lock outlives the job by this much, so a job stopped by its
+# timeout has always released it or let it expire before a retry matters.
+LOCK_MARGIN = 5
+
+
+class TenantBusy(RetryableError):
+    """Another worker is syncing this tenant right now."""
+
+
+@cache
+def runtime() -> Runtime:
+    """This process's Runtime, built once from the environment."""
+    return build_runtime(Settings.from_env(os.environ))
+
+
+def _redis(current: Runtime) -> Redis:
+    if current.redis is None:
+        raise ConfigError(
+            "Redis does not answer: the queue needs it; check REDIS_URL",
+        )
+    return current.redis
+
+
+class SyncWorker(Worker):
+    """An RQ worker that builds the Runtime before forking for each job."""
+
+    def work(self, *args: Any, **kwargs: Any) -> bool:
+        runtime()
+        return super().work(*args, **kwargs)
+
+
+@contextmanager
+def _measured(current: Runtime, kind: str) -> Iterator[None]:
+    """Count the job's remote calls whatever happens, and its success."""
+    before = current.counter.by_route()
+    keys = Keys(current.settings.redis_prefix)
+    redis = _redis(current)
+    try:
+        yield
+    finally:
+        made = metrics.calls_since(before, current.counter.by_route())
+        metrics.count_calls(redis, keys, made)
+    metrics.count_job(redis, keys, kind, "ok")
+
+
+def _job_id() -> str:
+    job = get_current_job()
+    return job.id if job is not None else "-"
+
+
+def upsert_tenant(tenant_id: str) -> dict[str, Any]:
+    """Bring one tenant's client in step; raise SyncError so RQ can retry."""
+    current = runtime()
+    redis = _redis(current)
+    keys = Keys(current.settings.redis_prefix)
+    job_id = _job_id()
+    # Cleared before the work, so an event during it queues one more run.
+    clear_pending(redis, keys, tenant_id, job_id)
+    lock = redis.lock(
+        keys.tenant_lock(tenant_id),
+        timeout=current.settings.job_timeout + LOCK_MARGIN,
+        blocking_timeout=max(current.settings.job_timeout // 4, 1),
+    )
+    with _measured(current, UPSERT):
+        if not lock.acquire():
+            raise TenantBusy("another worker is syncing it", tenant_id=tenant_id)
+        try:
+            outcome = _upsert(current, tenant_id, job_id)
+        finally:
+            lock.release()
+    return outcome.to_dict()
+
+
+def _upsert(current: Runtime, tenant_id: str, job_id: str) -> Outcome:
+    try:
+        outcome = current.engine().upsert_tenant(tenant_id)
+    except SyncError as exc:
+        _mark_failed(current, tenant_id, str(exc))
+        raise
+    log.info("tenant %s: job %s: %s", tenant_id, job_id, outcome.result)
+    return outcome
+
+
+def _mark_failed(current: Runtime, tenant_id: str, reason: str) -> None:
+    link = current.links.get(tenant_id)
+    if link is not None:
+        current.links.claim(link.with_outcome("failed", reason))
+
+
+def reconcile(dry_run: bool = False) -> dict[str, Any]:
+    """Plan every tenant and enqueue an upsert for each that needs a write.
+
+    A dry run enqueues nothing and returns the dry-run summary.
+    """
+    current = runtime()
+    if dry_run:
+        with _measured(current, RECONCILE):
+            summary = current.engine().reconcile(dry_run=True)
+        return summary.to_dict()
+    with _measured(current, RECONCILE):
+        result = _fan_out(current)
+    _record_run(current, result)
+    return result
+
+
+def _fan_out(current: Runtime) -> dict[str, Any]:
+    redis = _redis(current)
+    engine = current.engine()
+    summary = RunSummary()
+    started = datetime.now(UTC)
+    plans = engine.plan()
+    links = current.links.all()
+    queued: list[str] = []
+    for plan in plans:
+        if needs_upsert(plan, links.get(plan.tenant_id)):
+            queued.append(
+                enqueue_upsert(
+                    redis, current.settings, plan.tenant_id, source="reconcile"
+                )
+            )
+        else:
+            summary.add(Outcome.from_plan(plan))
+    summary.planned = len(plans)
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    summary.finish(current.counter.by_method(), elapsed)
+    result = summary.to_dict()
+    result["queued"] = len(queued)
+    log.info("reconcile planned %d tenants, queued %d", len(plans), len(queued))
+    return result
+
+
+def needs_upsert(plan: Plan, link: Link | None) -> bool:
+    """Whether a tenant needs an upsert job: a write, or a link to save."""
+    if plan.action in (Action.CREATE, Action.UPDATE):
+        return True
+    if plan.action is not Action.UNCHANGED:
+        # Skips need nothing; conflicts would only fail again: the summary says.
+        return False
+    if plan.link is not None or link is None or link.outcome == "failed":
+        return True
+    return plan.location is not None and link.location != LOCATION_PRESENT
+
+
+def _record_run(current: Runtime, result: dict[str, Any]) -> None:
+    redis = _redis(current)
+    keys = Keys(current.settings.redis_prefix)
+    current.links.save_run(result)
+    brief = {
+        name: result.get(name)
+        for name in ("started_at", "created", "updated", "unchanged", "skipped")
+    }
+    brief.update(failed=result.get("failed"), queued=result.get("queued"))
+    with redis.pipeline() as pipe:
+        pipe.lpush(keys.run_history, json.dumps(brief))
+        pipe.ltrim(keys.run_history, 0, HISTORY_LENGTH - 1)
+        pipe.execute()
+    metrics.mark_reconcile(redis, keys)
+
+
+def run_history(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
+    """The latest reconciles in brief, newest first."""
+    return [json.loads(item) for item in redis.lrange(keys.run_history, 0, -1)]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def poll_changes() -> dict[str, Any]:
+    """Enqueue an upsert for each customer tenant changed since the last poll.
+
+    The first poll only stores the feed's timestamp: the full reconcile covers
+    what changed before it.
+    """
+    current = runtime()
+    redis = _redis(current)
+    keys = Keys(current.settings.redis_prefix)
+    with _measured(current, POLL):
+        stored = redis.get(keys.poll_cursor)
+        since = parse_timestamp(_text(stored)) if stored else datetime.now(UTC)
+        feed = current.acronis.list_tenants(updated_since=since)
+        queued = []
+        if stored is not None:
+            queued = [
+                enqueue_upsert(redis, current.settings, tenant["id"], source="poll")
+                for tenant in feed.tenants
+                if is_customer(tenant)
+            ]
+        redis.set(keys.poll_cursor, rfc3339_utc(feed.timestamp))
+    log.info("poll since %s queued %d upserts", rfc3339_utc(since), len(queued))
+    return {"since": rfc3339_utc(since), "queued": len(queued), "first": not stored}
