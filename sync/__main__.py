@@ -24,7 +24,7 @@ from sync.checks import run_checks
 from sync.errors import ConfigError, MappingError
 from sync.report import Outcome
 from sync.runtime import Runtime, build_runtime
-from sync.settings import Settings
+from sync.settings import UUID_PATTERN, Settings
 from worker.queueing import failed_jobs, requeue_failed
 
 EXIT_FAILED = 1
@@ -64,6 +64,18 @@ def _configure_logging(level: str) -> None:
     )
 
 
+def _tenant_ids(
+    ctx: click.Context, param: click.Parameter, values: tuple[str, ...]
+) -> tuple[str, ...]:
+    """Refuse anything but UUIDs before any remote call is made."""
+    for value in values:
+        if not UUID_PATTERN.match(value):
+            raise click.BadParameter(
+                f"{value!r} is not a tenant id: Acronis tenant ids are UUIDs"
+            )
+    return values
+
+
 @click.group()
 @click.option(
     "--env-file",
@@ -80,7 +92,13 @@ def cli(ctx: click.Context, env_file: Path) -> None:
 
 @cli.command()
 @click.option("--dry-run", is_flag=True, help="Plan and report; write nothing.")
-@click.option("--tenant", "tenants", multiple=True, help="Only this tenant id.")
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    callback=_tenant_ids,
+    help="Only this tenant id (repeatable).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_context
 def reconcile(
@@ -108,7 +126,13 @@ def reconcile(
 
 
 @cli.command()
-@click.option("--tenant", "tenants", multiple=True, help="Only this tenant id.")
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    callback=_tenant_ids,
+    help="Only this tenant id (repeatable).",
+)
 @click.option("--limit", default=50, show_default=True, help="Plans to show.")
 @click.option("--offset", default=0, show_default=True, help="Plans to pass over.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON.")
