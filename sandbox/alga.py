@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
@@ -119,8 +120,12 @@ def list_clients() -> Response:
     sort, order = sorting(request.args)
     filters, wanted = client_filters(request.args)
     with state.lock:
-        ordered = sorted_clients(sort, order)
-        chosen = [client for client in ordered if wanted(client)]
+        if filters:
+            # Filter first: sorting a few matches beats sorting every client.
+            found = [client for client in state.clients.values() if wanted(client)]
+            chosen = ordered_by(found, sort, order)
+        else:
+            chosen = sorted_clients(sort, order)
         data = [store.public(client) for client in window(chosen, page, limit)]
     meta = {"sort": sort, "order": order, "filters": filters}
     return jsonify(
@@ -302,16 +307,18 @@ def sorted_clients(sort: str, order: str) -> list[Client]:
     state = current_state()
     cached = state.client_order.get((sort, order))
     if cached is None:
-        column = {"created_at": "_created_us", "updated_at": "_updated_us"}.get(
-            sort, sort
-        )
-        cached = sorted(
-            state.clients.values(),
-            key=lambda client: (client[column], client["_seq"]),
-            reverse=order == "desc",
-        )
+        cached = ordered_by(state.clients.values(), sort, order)
         state.client_order[(sort, order)] = cached
     return cached
+
+
+def ordered_by(clients: Iterable[Client], sort: str, order: str) -> list[Client]:
+    column = {"created_at": "_created_us", "updated_at": "_updated_us"}.get(sort, sort)
+    return sorted(
+        clients,
+        key=lambda client: (client[column], client["_seq"]),
+        reverse=order == "desc",
+    )
 
 
 def window(items: list[Any], page: int, limit: int) -> list[Any]:
