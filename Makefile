@@ -13,6 +13,7 @@ help:
 	@echo "make test   lint, type-check and run every test"
 	@echo "make sandbox  serve the sandbox on port $(PORT) until Ctrl-C"
 	@echo "make bench  measure a 10,000-tenant sync against the sandbox"
+	@echo "make stack  run web, worker, scheduler and Redis here until Ctrl-C"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +45,12 @@ sandbox: $(STAMP)
 
 bench: $(STAMP)
 	scripts/with-redis.sh $(BIN)/python -m bench.reconcile
+
+# Without Docker: Redis, web, an RQ worker and the scheduler under honcho; with
+# no .env, against the sandbox. STACK_PORT (default 8000) is the web port.
+.PHONY: stack
+stack: $(STAMP)
+	scripts/stack.sh
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
