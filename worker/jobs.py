@@ -30,7 +30,7 @@ from sync.acronis import is_customer, parse_timestamp, rfc3339_utc
 from sync.errors import ConfigError, RetryableError, SyncError
 from sync.keys import Keys
 from sync.links import LOCATION_PRESENT, Link
-from sync.planner import Action, Plan
+from sync.planner import Action, LinkSource, Plan
 from sync.report import Outcome, RunSummary
 from sync.runtime import Runtime, build_runtime
 from sync.settings import Settings
@@ -184,7 +184,8 @@ def needs_upsert(plan: Plan, link: Link | None) -> bool:
     if plan.action is not Action.UNCHANGED:
         # Skips need nothing; conflicts would only fail again: the summary says.
         return False
-    if plan.link is not None or link is None or link.outcome == "failed":
+    recovered = plan.link not in (None, LinkSource.STORE)
+    if recovered or link is None or link.outcome == "failed":
         return True
     return plan.location is not None and link.location != LOCATION_PRESENT
 

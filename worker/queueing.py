@@ -218,8 +218,9 @@ def _error_of(job: Job) -> str | None:
     reason = job.meta.get("reason")
     if isinstance(reason, str):
         return reason
-    if job.exc_info:
-        return job.exc_info.strip().splitlines()[-1]
+    latest = job.latest_result()
+    if latest is not None and latest.exc_string:
+        return latest.exc_string.strip().splitlines()[-1]
     return None
 
 

@@ -1,0 +1,176 @@
+"""Jobs run by real `rq worker` processes against a sandbox and a real Redis."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import Job
+
+from sandbox.process import REPO
+from sync.keys import Keys
+from sync.runtime import build_runtime
+from tests.integration.conftest import Sandbox
+from tests.integration.worker_support import (
+    drop_queue,
+    queue_env,
+    settings_of,
+    start_worker,
+    stop,
+    tracked_processes,
+    wait_until,
+)
+from worker.queueing import enqueue_upsert, job_report
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def processes():
+    yield from tracked_processes()
+
+
+@pytest.fixture
+def scene(start_sandbox, redis_url):
+    """A sandbox, an environment with a queue of its own, and a Redis client."""
+    sandbox = start_sandbox("--tenants", "6")
+    env = queue_env(sandbox.env)
+    connection = redis.Redis.from_url(redis_url)
+    yield sandbox, env, connection
+    drop_queue(connection, env["SYNC_QUEUE"])
+
+
+def active_tenant(sandbox: Sandbox, index: int = 0) -> dict[str, Any]:
+    tenants = [
+        t for t in sandbox.customers() if t["enabled"] and t["deleted_at"] is None
+    ]
+    tenant: dict[str, Any] = tenants[index]
+    return tenant
+
+
+def state_of(connection: redis.Redis, env: dict[str, str], job_id: str) -> str:
+    report = job_report(connection, settings_of(env), job_id)
+    return report["state"] if report else "gone"
+
+
+def named(sandbox: Sandbox, name: str) -> list[dict[str, Any]]:
+    return [c for c in sandbox.clients() if c["client_name"] == name.strip()]
+
+
+def test_an_upsert_job_creates_the_client(scene, processes):
+    sandbox, env, connection = scene
+    tenant = active_tenant(sandbox)
+    start_worker(processes, env)
+
+    job_id = enqueue_upsert(connection, settings_of(env), tenant["id"], source="test")
+
+    wait_until(lambda: state_of(connection, env, job_id) == "finished")
+    assert len(named(sandbox, tenant["name"])) == 1
+    report = job_report(connection, settings_of(env), job_id)
+    assert report is not None
+    assert report["result"]["result"] == "created"
+
+
+def test_a_burst_for_one_tenant_queues_one_job_and_writes_once(scene, processes):
+    sandbox, env, connection = scene
+    settings = settings_of(env)
+    tenant = active_tenant(sandbox)
+    build_runtime(settings).engine().upsert_tenant(tenant["id"])
+    sandbox.control(
+        "PATCH", f"/acronis/tenants/{tenant['id']}", {"name": "Burst Renamed Ltd"}
+    )
+    writes = sandbox.alga_writes()
+
+    def enqueue(_: int) -> str:
+        return enqueue_upsert(connection, settings, tenant["id"], source="burst")
+
+    with ThreadPoolExecutor(10) as pool:
+        ids = set(pool.map(enqueue, range(50)))
+
+    assert len(ids) == 1
+    assert Queue(env["SYNC_QUEUE"], connection=connection).count == 1
+    start_worker(processes, env)
+    (job_id,) = ids
+    wait_until(lambda: state_of(connection, env, job_id) == "finished")
+    assert sandbox.alga_writes() == writes + 1
+    assert len(named(sandbox, "Burst Renamed Ltd")) == 1
+
+
+def test_a_permanent_error_fails_at_once_and_can_be_requeued(scene, processes):
+    sandbox, env, connection = scene
+    tenant = active_tenant(sandbox)
+    fault = {"service": "alga", "status": 400, "method": "POST", "path": "^/clients$"}
+    sandbox.control("POST", "/faults", fault)
+    start_worker(processes, env)
+
+    job_id = enqueue_upsert(connection, settings_of(env), tenant["id"], source="test")
+
+    wait_until(lambda: state_of(connection, env, job_id) == "failed")
+    job = Job.fetch(job_id, connection=connection)
+    assert job.retries_left == 0
+    assert retried(connection, env) == 0
+    listed = run_cli(env, "failed")
+    assert job_id in listed and tenant["id"] in listed and "400" in listed
+
+    sandbox.control("DELETE", "/faults")
+    assert "requeued 1" in run_cli(env, "requeue", "--all")
+    wait_until(lambda: state_of(connection, env, job_id) == "finished")
+    assert len(named(sandbox, tenant["name"])) == 1
+
+
+def test_a_retryable_error_is_retried_until_it_succeeds(scene, processes):
+    sandbox, env, connection = scene
+    tenant = active_tenant(sandbox)
+    fault = {"service": "alga", "status": 503, "method": "POST", "path": "^/clients$"}
+    sandbox.control("POST", "/faults", {**fault, "times": 2})
+    start_worker(processes, env)
+
+    job_id = enqueue_upsert(connection, settings_of(env), tenant["id"], source="test")
+
+    wait_until(lambda: state_of(connection, env, job_id) == "finished")
+    assert Job.fetch(job_id, connection=connection).retries_left == 1
+    assert retried(connection, env) == 2
+    assert len(named(sandbox, tenant["name"])) == 1
+
+
+def test_a_worker_killed_mid_upsert_leaves_no_duplicate(scene, processes):
+    sandbox, env, connection = scene
+    env["SYNC_RETRY_DELAYS"] = "3 3 3 3 3 3"
+    tenant = active_tenant(sandbox)
+    sandbox.control("POST", "/config", {"latency_ms": 1500})
+    worker = start_worker(processes, env)
+    job_id = enqueue_upsert(connection, settings_of(env), tenant["id"], source="test")
+    wait_until(lambda: state_of(connection, env, job_id) == "started")
+    time.sleep(2.0)
+
+    stop(worker, signal.SIGKILL)
+    sandbox.control("POST", "/config", {"latency_ms": 0})
+    # RQ notices an abandoned job a minute after its last heartbeat, at its next
+    # maintenance (every 10 minutes by default): run that clean-up now instead.
+    queue = Queue(env["SYNC_QUEUE"], connection=connection)
+    queue.started_job_registry.cleanup(timestamp=time.time() + 3600)
+    start_worker(processes, env)
+
+    wait_until(lambda: state_of(connection, env, job_id) == "finished", 90)
+    assert len(named(sandbox, tenant["name"])) == 1
+
+
+def retried(connection: redis.Redis, env: dict[str, str]) -> int:
+    keys = Keys(env["SYNC_REDIS_PREFIX"])
+    return int(connection.hget(keys.metrics("retries"), "upsert") or 0)
+
+
+def run_cli(env: dict[str, str], *args: str) -> str:
+    command = [sys.executable, "-m", "sync", "--env-file", "/dev/null", *args]
+    done = subprocess.run(
+        command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
