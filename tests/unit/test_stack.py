@@ -9,8 +9,10 @@ secrets in it.
 
 from __future__ import annotations
 
+import ast
 import copy
 import importlib
+import importlib.metadata
 import importlib.util
 import json
 import re
@@ -39,6 +41,8 @@ APP_SERVICES = ("web", "worker", "scheduler")
 # Which distribution in requirements.txt installs each executable.
 EXECUTABLES = {"gunicorn": "gunicorn", "rq": "rq"}
 SECRET_NAME = re.compile(r"SECRET|TOKEN|PASSWORD|API_KEY|PRIVATE", re.IGNORECASE)
+# The packages the image copies, and so the code that must find its imports.
+IMAGE_PACKAGES = ("sync", "web", "worker")
 
 
 @pytest.fixture(scope="module")
@@ -68,14 +72,30 @@ def dockerfile() -> list[tuple[str, str]]:
     return instructions
 
 
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def pinned(requirements: str) -> dict[str, str]:
     """Distribution name to pinned version in one requirements file."""
     pins = {}
     for line in (REPO / requirements).read_text().splitlines():
         name, sep, version = line.partition("==")
         if sep:
-            pins[name.strip().lower()] = version.strip()
+            pins[normalized(name.strip())] = version.strip()
     return pins
+
+
+def imported_modules(package: str) -> set[str]:
+    """Top-level names of every module imported anywhere in ``package``."""
+    names: set[str] = set()
+    for path in (REPO / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names.add(node.module.split(".")[0])
+    return names
 
 
 def service_argv(command: list[str]) -> list[str]:
@@ -340,6 +360,18 @@ def test_build_context_leaves_out_env_and_venv() -> None:
 )
 def test_stack_packages_are_pinned(requirements: str, name: str) -> None:
     assert re.fullmatch(r"\d+(\.\d+)+", pinned(requirements).get(name, ""))
+
+
+@pytest.mark.parametrize("package", IMAGE_PACKAGES)
+def test_image_code_imports_only_what_requirements_install(package: str) -> None:
+    distributions = importlib.metadata.packages_distributions()
+    third_party = imported_modules(package) - set(sys.stdlib_module_names)
+    third_party -= {"__future__", *IMAGE_PACKAGES}
+    runtime = pinned("requirements.txt")
+
+    for module in sorted(third_party):
+        names = {normalized(name) for name in distributions.get(module, [])}
+        assert names & set(runtime), f"{package} imports {module}: not pinned"
 
 
 def test_procfile_runs_the_same_processes() -> None:
