@@ -10,6 +10,7 @@ from flask import Flask, request
 
 from sync.settings import Settings
 from web import api, docs, webhooks
+from web.dashboard import register_dashboard
 from web.errors import ApiError, register_error_handlers
 from web.service import EXTENSION, JobQueue, RqJobQueue, Service, connect
 
@@ -42,6 +43,7 @@ def create_app(
     register_error_handlers(app)
     for blueprint in (webhooks.blueprint, api.blueprint, docs.blueprint):
         app.register_blueprint(blueprint)
+    register_dashboard(app, settings, settings.redis_url)
     return app
 
 
