@@ -6,13 +6,14 @@ STAMP := $(VENV)/.installed
 PORT ?= 8765
 TENANTS ?= 40
 
-.PHONY: help demo test lint types unit integration sandbox bench clean
+.PHONY: help demo test lint types unit integration sandbox bench bench-webhooks clean
 
 help:
 	@echo "make demo   run the sandbox and two reconciles against it"
 	@echo "make test   lint, type-check and run every test"
 	@echo "make sandbox  serve the sandbox on port $(PORT) until Ctrl-C"
 	@echo "make bench  measure a 10,000-tenant sync against the sandbox"
+	@echo "make bench-webhooks  measure signed webhooks/s and webhook-to-write time"
 	@echo "make stack  run web, worker, scheduler and Redis here until Ctrl-C"
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -45,6 +46,10 @@ sandbox: $(STAMP)
 
 bench: $(STAMP)
 	scripts/with-redis.sh $(BIN)/python -m bench.reconcile
+
+bench-webhooks: $(STAMP)
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	scripts/with-redis.sh $(BIN)/python -m bench.webhooks
 
 # Without Docker: Redis, web, an RQ worker and the scheduler under honcho; with
 # no .env, against the sandbox. STACK_PORT (default 8000) is the web port.
