@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisError
 from rq import Worker, get_current_job
 
 from sync.acronis import is_customer, parse_timestamp, rfc3339_utc
@@ -49,6 +50,7 @@ HISTORY_LENGTH = 50
 # The tenant lock outlives the job by this much, so a job stopped by its
 # timeout has always released it or let it expire before a retry matters.
 LOCK_MARGIN = 5
+RESTART_DELAY = 2
 
 
 class TenantBusy(RetryableError):
@@ -70,11 +72,24 @@ def _redis(current: Runtime) -> Redis:
 
 
 class SyncWorker(Worker):
-    """An RQ worker that builds the Runtime before forking for each job."""
+    """An RQ worker that builds the Runtime before forking, and outlives Redis.
+
+    RQ's worker quits on an error outside its dequeue loop, such as a
+    connection reset while Redis restarts; this one starts its loop again.
+    """
 
     def work(self, *args: Any, **kwargs: Any) -> bool:
         runtime()
-        return super().work(*args, **kwargs)
+        while True:
+            try:
+                completed = super().work(*args, **kwargs)
+            except RedisError as exc:
+                log.warning("worker %s: Redis failed: %s", self.name, exc)
+                completed = False
+            if kwargs.get("burst") or self._stop_requested:
+                return completed
+            log.warning("worker %s: starting again in %d s", self.name, RESTART_DELAY)
+            time.sleep(RESTART_DELAY)
 
 
 @contextmanager
