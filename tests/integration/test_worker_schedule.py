@@ -126,7 +126,8 @@ def test_a_worker_carries_on_after_redis_restarts(
     time.sleep(2)
     start_redis()
 
-    assert job_report(connection, settings, done)["state"] == "finished"
+    survived = job_report(connection, settings, done)
+    assert survived is not None and survived["state"] == "finished"
     job_id = enqueue_upsert(connection, settings, second["id"], source="test")
     wait_until(
         lambda: (
