@@ -164,14 +164,7 @@ class Engine:
             yield from pool.map(self._apply_safely, slow)
 
     def _needs_io(self, plan: Plan) -> bool:
-        if plan.action in (Action.CREATE, Action.UPDATE):
-            return True
-        if plan.action is not Action.UNCHANGED:
-            return False
-        link = self._known.get(plan.tenant_id)
-        if plan.link is not None or link is None or link.outcome == "failed":
-            return True
-        return plan.location is not None and link.location != LOCATION_PRESENT
+        return needs_work(plan, self._known.get(plan.tenant_id))
 
     def _apply_safely(self, plan: Plan) -> Outcome:
         try:
@@ -261,6 +254,21 @@ class Engine:
         if link is not None:
             self.links.claim(link.with_outcome("failed", reason))
         return Outcome.from_plan(plan, result="failed", reason=reason)
+
+
+def needs_work(plan: Plan, link: Link | None) -> bool:
+    """Whether applying ``plan`` means any call: a write, or a link to record.
+
+    A tenant that is unchanged, already linked, with its location known,
+    needs nothing at all; that is what makes a no-op sync cheap.
+    """
+    if plan.action in (Action.CREATE, Action.UPDATE):
+        return True
+    if plan.action is not Action.UNCHANGED:
+        return False
+    if plan.recovers_link or link is None or link.outcome == "failed":
+        return True
+    return plan.location is not None and link.location != LOCATION_PRESENT
 
 
 def _differs(old: Link, new: Link) -> bool:

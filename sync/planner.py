@@ -71,6 +71,11 @@ class Plan:
     link: LinkSource | None = None
     fingerprint: str = ""
 
+    @property
+    def recovers_link(self) -> bool:
+        """Whether the client was found anew (marker or name): a link to record."""
+        return self.link in (LinkSource.MARKER, LinkSource.NAME)
+
 
 @dataclasses.dataclass(frozen=True)
 class PlanContext:

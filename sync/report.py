@@ -50,7 +50,7 @@ class Outcome:
             reason=reason or plan.reason,
             client_id=client_id or plan.client_id,
             changes=plan.changes,
-            recovered_link=plan.link is not None and not dry_run,
+            recovered_link=plan.recovers_link and not dry_run,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -28,10 +28,9 @@ from redis import Redis, RedisError
 from rq import Worker, get_current_job
 
 from sync.acronis import is_customer, parse_timestamp, rfc3339_utc
+from sync.engine import needs_work
 from sync.errors import ConfigError, RetryableError, SyncError
 from sync.keys import Keys
-from sync.links import LOCATION_PRESENT, Link
-from sync.planner import Action, LinkSource, Plan
 from sync.report import Outcome, RunSummary
 from sync.runtime import Runtime, build_runtime
 from sync.settings import Settings
@@ -175,7 +174,7 @@ def _fan_out(current: Runtime) -> dict[str, Any]:
     links = current.links.all()
     queued: list[str] = []
     for plan in plans:
-        if needs_upsert(plan, links.get(plan.tenant_id)):
+        if needs_work(plan, links.get(plan.tenant_id)):
             queued.append(
                 enqueue_upsert(
                     redis, current.settings, plan.tenant_id, source="reconcile"
@@ -190,19 +189,6 @@ def _fan_out(current: Runtime) -> dict[str, Any]:
     result["queued"] = len(queued)
     log.info("reconcile planned %d tenants, queued %d", len(plans), len(queued))
     return result
-
-
-def needs_upsert(plan: Plan, link: Link | None) -> bool:
-    """Whether a tenant needs an upsert job: a write, or a link to save."""
-    if plan.action in (Action.CREATE, Action.UPDATE):
-        return True
-    if plan.action is not Action.UNCHANGED:
-        # Skips need nothing; conflicts would only fail again: the summary says.
-        return False
-    recovered = plan.link not in (None, LinkSource.STORE)
-    if recovered or link is None or link.outcome == "failed":
-        return True
-    return plan.location is not None and link.location != LOCATION_PRESENT
 
 
 def _record_run(current: Runtime, result: dict[str, Any]) -> None:

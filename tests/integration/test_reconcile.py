@@ -46,6 +46,7 @@ def test_first_run_creates_every_client_and_second_run_writes_nothing(start_sand
     assert second.code == 0, second.stderr
     assert second.summary["unchanged"] == expected
     assert second.summary["created"] == second.summary["updated"] == 0
+    assert second.summary["links_recovered"] == 0
     assert "POST" not in second.summary["calls"].get("alga", {})
     assert "PUT" not in second.summary["calls"].get("alga", {})
     assert sandbox.alga_writes() == writes
