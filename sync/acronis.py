@@ -9,6 +9,7 @@ turns the same call into a change feed.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -239,6 +240,17 @@ class TenantFeed:
     timestamp: datetime
 
 
+def credentials_digest(settings: Settings) -> str:
+    """A digest naming one API client at one data center, secret included."""
+    parts = (
+        settings.token_url,
+        settings.acronis_base,
+        settings.acronis_client_id,
+        settings.acronis_client_secret.get_secret_value(),
+    )
+    return hashlib.sha256("\0".join(parts).encode()).hexdigest()[:32]
+
+
 def parse_timestamp(value: str) -> datetime:
     """An aware UTC datetime from ISO 8601 text; a value without a zone is UTC.
 
@@ -303,7 +315,7 @@ class AcronisClient:
             client_id=settings.acronis_client_id,
             client_secret=settings.acronis_client_secret,
             cache=token_cache,
-            cache_key=keys.acronis_token(settings.acronis_client_id),
+            cache_key=keys.acronis_token(credentials_digest(settings)),
         )
         self._api = RemoteSession(
             SERVICE, settings.acronis_base, credentials=self._credentials, **common

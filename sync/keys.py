@@ -4,7 +4,7 @@ from __future__ import annotations
 
 LINKS = "{prefix}:links"
 LINK_CLIENTS = "{prefix}:link-clients"
-ACRONIS_TOKEN = "{prefix}:acronis-token:{client_id}"
+ACRONIS_TOKEN = "{prefix}:acronis-token:{credentials}"
 LAST_RUN = "{prefix}:last-run"
 WEBHOOK_SEEN = "{prefix}:webhook-seen:{source}:{message_id}"
 
@@ -39,9 +39,13 @@ class Keys:
         """String: the summary of the last reconcile (JSON)."""
         return LAST_RUN.format(prefix=self.prefix)
 
-    def acronis_token(self, client_id: str) -> str:
-        """String with a TTL: the cached access token of one API client."""
-        return ACRONIS_TOKEN.format(prefix=self.prefix, client_id=client_id)
+    def acronis_token(self, credentials: str) -> str:
+        """String with a TTL: the cached access token of one set of credentials.
+
+        ``credentials`` is a digest of the URLs, client id and secret, so that
+        a token is never reused for another secret or sent to another host.
+        """
+        return ACRONIS_TOKEN.format(prefix=self.prefix, credentials=credentials)
 
     def webhook_seen(self, source: str, message_id: str) -> str:
         """String with a TTL: a webhook id already accepted, to refuse replays."""

@@ -16,6 +16,7 @@ from sync.acronis import (
     AcronisClient,
     MemoryTokenCache,
     RedisTokenCache,
+    credentials_digest,
     is_customer,
     is_deleted,
     is_enabled,
@@ -33,7 +34,6 @@ TOKEN_URL = f"{BASE}/idp/token"
 PARTNER = "6f0c1e3a-1b2c-4d5e-8f90-a1b2c3d4e5f6"
 SECRET = "very-secret-value"
 TOKEN = "token-one"
-KEY = "test:acronis-token:api-client-1"
 
 
 class FakeClock:
@@ -44,21 +44,36 @@ class FakeClock:
         return self.now
 
 
+ENV = {
+    "ACRONIS_BASE_URL": BASE,
+    "ACRONIS_CLIENT_ID": "api-client-1",
+    "ACRONIS_CLIENT_SECRET": SECRET,
+    "ACRONIS_TENANT_ID": PARTNER,
+    "ALGA_BASE_URL": "http://alga.example.test/api/v1",
+    "ALGA_API_TOKEN": "alga-key",
+    "HTTP_CONNECT_TIMEOUT": "2",
+    "HTTP_READ_TIMEOUT": "7",
+    "HTTP_MAX_ATTEMPTS": "3",
+}
+KEY = f"test:acronis-token:{credentials_digest(Settings.from_env(ENV))}"
+
+
 @pytest.fixture
 def settings() -> Settings:
-    return Settings.from_env(
-        {
-            "ACRONIS_BASE_URL": BASE,
-            "ACRONIS_CLIENT_ID": "api-client-1",
-            "ACRONIS_CLIENT_SECRET": SECRET,
-            "ACRONIS_TENANT_ID": PARTNER,
-            "ALGA_BASE_URL": "http://alga.example.test/api/v1",
-            "ALGA_API_TOKEN": "alga-key",
-            "HTTP_CONNECT_TIMEOUT": "2",
-            "HTTP_READ_TIMEOUT": "7",
-            "HTTP_MAX_ATTEMPTS": "3",
-        }
+    return Settings.from_env(ENV)
+
+
+def test_a_token_is_cached_per_secret_and_per_host():
+    digest = credentials_digest(Settings.from_env(ENV))
+    other_secret = credentials_digest(
+        Settings.from_env({**ENV, "ACRONIS_CLIENT_SECRET": "another"})
     )
+    other_host = credentials_digest(
+        Settings.from_env({**ENV, "ACRONIS_BASE_URL": "http://elsewhere.test/api/2"})
+    )
+
+    assert len({digest, other_secret, other_host}) == 3
+    assert SECRET not in KEY
 
 
 @pytest.fixture
