@@ -16,6 +16,7 @@ from typing import Any
 
 import click
 import redis
+from click.core import ParameterSource
 from dotenv import dotenv_values
 from rich.console import Console
 
@@ -73,7 +74,7 @@ def _tenant_ids(
             raise click.BadParameter(
                 f"{value!r} is not a tenant id: Acronis tenant ids are UUIDs"
             )
-    return values
+    return tuple(value.lower() for value in values)
 
 
 @click.group()
@@ -87,6 +88,9 @@ def _tenant_ids(
 @click.pass_context
 def cli(ctx: click.Context, env_file: Path) -> None:
     """Keep AlgaPSA clients in step with Acronis customer tenants."""
+    given = ctx.get_parameter_source("env_file") is not ParameterSource.DEFAULT
+    if given and not env_file.is_file() and str(env_file) != os.devnull:
+        raise click.BadParameter(f"{env_file} does not exist", param_hint="--env-file")
     ctx.obj = {"environ": read_environment(env_file)}
 
 
@@ -133,8 +137,20 @@ def reconcile(
     callback=_tenant_ids,
     help="Only this tenant id (repeatable).",
 )
-@click.option("--limit", default=50, show_default=True, help="Plans to show.")
-@click.option("--offset", default=0, show_default=True, help="Plans to pass over.")
+@click.option(
+    "--limit",
+    default=50,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Plans to show.",
+)
+@click.option(
+    "--offset",
+    default=0,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Plans to pass over.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the plans as JSON.")
 @click.pass_context
 def preview(

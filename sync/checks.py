@@ -8,9 +8,16 @@ from dataclasses import dataclass
 
 from sync.errors import MappingError, SyncError
 from sync.mapping_file import load_mapping
-from sync.runtime import Runtime, build_runtime, connect_redis, redacted
+from sync.runtime import (
+    Runtime,
+    build_runtime,
+    connect_redis,
+    redacted,
+    require_marker,
+)
 from sync.settings import Settings, setting_problems
 
+PARTNER_KINDS = frozenset({"root", "partner", "folder"})
 SECRETS = frozenset({"ACRONIS_CLIENT_SECRET", "ALGA_API_TOKEN"})
 
 
@@ -51,7 +58,13 @@ def _remote_checks(runtime: Runtime) -> list[tuple[str, Callable[[], str]]]:
             raise SyncError(
                 "no such tenant: set ACRONIS_TENANT_ID to your partner tenant's UUID"
             )
-        return f"{tenant.get('name')!r} (kind {tenant.get('kind')})"
+        found = f"{tenant.get('name')!r} (kind {tenant.get('kind')})"
+        if tenant.get("kind") not in PARTNER_KINDS:
+            raise SyncError(
+                f"{found} is not a partner: set ACRONIS_TENANT_ID to the partner "
+                "tenant whose customers you sync"
+            )
+        return found
 
     def alga() -> str:
         total = runtime.alga.count_clients()
@@ -76,10 +89,10 @@ def run_checks(environ: Mapping[str, str]) -> list[CheckResult]:
     settings = Settings.from_env(environ)
     logging.getLogger("sync").setLevel(logging.ERROR)
     try:
-        mapping = load_mapping(settings.mapping_file)
+        mapping = require_marker(settings, load_mapping(settings.mapping_file))
     except MappingError as exc:
         return [*results, CheckResult("mapping", False, str(exc))]
-    results.append(_mapping_result(settings, mapping.references_tenant_id))
+    results.append(CheckResult("mapping", True, f"{settings.mapping_file} loads"))
     results.append(_redis_result(settings.redis_url))
 
     runtime = build_runtime(settings, mapping=mapping)
@@ -89,20 +102,6 @@ def run_checks(environ: Mapping[str, str]) -> list[CheckResult]:
         except SyncError as exc:
             results.append(CheckResult(name, False, str(exc)))
     return results
-
-
-def _mapping_result(
-    settings: Settings, references_tenant_id: Callable[[str], bool]
-) -> CheckResult:
-    key = settings.alga_key_field
-    if references_tenant_id(key):
-        return CheckResult("mapping", True, f"{settings.mapping_file} loads")
-    return CheckResult(
-        "mapping",
-        False,
-        f"the {key} rule in {settings.mapping_file} does not carry the tenant id "
-        "({id}), so lost links cannot be found again; add {id} to its template",
-    )
 
 
 def _redis_result(url: str) -> CheckResult:

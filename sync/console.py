@@ -10,12 +10,24 @@ from typing import Any
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from sync.links import Link
 from sync.planner import Plan
 from sync.report import RESULTS, Outcome, RunSummary
 
 MAX_LISTED = 20
+DRY_RUN_LABELS = {
+    "created": "would create",
+    "updated": "would update",
+    "failed": "would fail",
+}
+
+
+def cell(value: object) -> Text:
+    """Text shown as it is: no markup, no terminal control characters."""
+    text = "" if value is None else str(value)
+    return Text("".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" for ch in text))
 
 
 def show_summary(console: Console, summary: RunSummary) -> None:
@@ -24,8 +36,9 @@ def show_summary(console: Console, summary: RunSummary) -> None:
     table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("what")
     table.add_column("count", justify="right")
+    labels = DRY_RUN_LABELS if summary.dry_run else {}
     for name in RESULTS:
-        table.add_row(name, str(summary.counts[name]))
+        table.add_row(labels.get(name, name), str(summary.counts[name]))
     if summary.links_recovered:
         table.add_row("links recovered", str(summary.links_recovered))
     for service, methods in summary.calls.items():
@@ -37,8 +50,8 @@ def show_summary(console: Console, summary: RunSummary) -> None:
 
     if summary.error:
         console.print(f"[bold red]Sync aborted:[/] {summary.error}")
-    if summary.dry_run:
-        _list_outcomes(console, "Would change", summary.changes)
+    changed = "Would change" if summary.dry_run else "Changed"
+    _list_outcomes(console, changed, summary.changes)
     _list_outcomes(console, "Skipped", summary.skips)
     _list_outcomes(console, "Failed", summary.failures)
 
@@ -49,13 +62,14 @@ def _list_outcomes(console: Console, title: str, outcomes: Sequence[Outcome]) ->
     console.print(f"[bold]{title}:[/]")
     for outcome in outcomes[:MAX_LISTED]:
         console.print(
-            f"  {outcome.result:<9} {outcome.tenant_id}  {outcome.tenant_name!r}: "
-            f"{outcome.reason}",
-            markup=False,
+            cell(
+                f"  {outcome.result:<9} {outcome.tenant_id}  {outcome.tenant_name!r}: "
+                f"{outcome.reason}"
+            )
         )
         for change in outcome.changes:
             console.print(
-                f"      {change.field}: {change.old!r} -> {change.new!r}", markup=False
+                cell(f"      {change.field}: {change.old!r} -> {change.new!r}")
             )
     if len(outcomes) > MAX_LISTED:
         console.print(f"  … and {len(outcomes) - MAX_LISTED} more (use --json)")
@@ -82,9 +96,8 @@ def show_plans(console: Console, plans: Sequence[Plan], total: int) -> None:
         table.add_column(column, overflow="fold")
     for plan in plans:
         payload = json.dumps(plan.body, ensure_ascii=False) if plan.body else ""
-        table.add_row(
-            plan.tenant_id, plan.tenant_name, str(plan.action), plan.reason, payload
-        )
+        row = (plan.tenant_id, plan.tenant_name, plan.action, plan.reason, payload)
+        table.add_row(*(cell(value) for value in row))
     console.print(table)
 
 
@@ -93,9 +106,8 @@ def show_links(console: Console, links: Iterable[Link]) -> None:
     for column in ("tenant", "client", "last outcome", "synced at", "error"):
         table.add_column(column, overflow="fold")
     for link in sorted(links, key=lambda item: item.tenant_id):
-        table.add_row(
-            link.tenant_id, link.client_id, link.outcome, link.synced_at, link.error
-        )
+        row = (link.tenant_id, link.client_id, link.outcome, link.synced_at, link.error)
+        table.add_row(*(cell(value) for value in row))
     console.print(table)
 
 

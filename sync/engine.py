@@ -58,7 +58,9 @@ class Engine:
         clients = {client["client_id"]: client for client in self.alga.list_clients()}
         self._known = self.links.all()
         self._tenants = {tenant["id"]: tenant for tenant in tenants}
-        return plan_all(tenants, self.mapping, self._context(clients, self._known))
+        plans = plan_all(tenants, self.mapping, self._context(clients, self._known))
+        missing = sorted(set(tenant_ids) - self._tenants.keys())
+        return plans + [_not_found(tenant_id) for tenant_id in missing]
 
     def _context(
         self, clients: dict[str, dict[str, Any]], links: Mapping[str, Link]
@@ -139,11 +141,7 @@ class Engine:
 
     def _read_tenants(self, tenant_ids: Sequence[str]) -> list[dict[str, Any]]:
         if tenant_ids:
-            found = self.acronis.get_tenants(tenant_ids)
-            missing = set(tenant_ids) - {tenant["id"] for tenant in found}
-            for tenant_id in sorted(missing):
-                log.warning("tenant %s: not found under the partner", tenant_id)
-            tenants = found
+            tenants = self.acronis.get_tenants(tenant_ids)
         else:
             tenants = [
                 t
@@ -254,6 +252,15 @@ class Engine:
         if link is not None:
             self.links.claim(link.with_outcome("failed", reason))
         return Outcome.from_plan(plan, result="failed", reason=reason)
+
+
+def _not_found(tenant_id: str) -> Plan:
+    return Plan(
+        tenant_id=tenant_id,
+        tenant_name="",
+        action=Action.INVALID,
+        reason="Acronis has no tenant with this id under the partner",
+    )
 
 
 def needs_work(plan: Plan, link: Link | None) -> bool:

@@ -274,8 +274,7 @@ class RemoteSession:
         except requests.RequestException as exc:
             self.counter.add(self.service, method, route, 0)
             raise RemoteUnavailable(
-                f"could not reach {self.base_url}: {type(exc).__name__}",
-                service=self.service,
+                _unreachable(self.base_url, exc), service=self.service
             ) from exc
 
         elapsed_ms = (time.perf_counter() - started) * 1000
@@ -313,6 +312,18 @@ class RemoteSession:
             409: Conflict,
         }
         return kinds.get(status, RemoteRejected)(problem.message, **common)
+
+
+def _unreachable(base_url: str, error: requests.RequestException) -> str:
+    if isinstance(error, requests.Timeout):
+        return (
+            f"no answer from {base_url} in time ({type(error).__name__}): the "
+            "service is slow or down; HTTP_CONNECT_TIMEOUT and HTTP_READ_TIMEOUT "
+            "set how long to wait"
+        )
+    if isinstance(error, requests.ConnectionError):
+        return f"could not connect to {base_url}: check the URL and the network"
+    return f"could not send a request to {base_url}: {type(error).__name__}"
 
 
 def body_text(response: requests.Response, limit: int = 200) -> str:

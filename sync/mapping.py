@@ -191,7 +191,8 @@ class Mapping:
         if not isinstance(name, str) or not name.strip():
             raise MappingError(
                 f"tenant {tenant_id or '(no id)'} maps to an empty client_name: "
-                "name the tenant in Acronis or map client_name from another field",
+                "name the tenant in Acronis, or check the client_name rule in "
+                f"{self.source}",
                 tenant_id=tenant_id,
             )
         return MappedTenant(tenant_id, client, sync_fields, location, missing)

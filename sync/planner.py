@@ -4,7 +4,9 @@ The planner is pure: it takes the tenants, both sides' current data and the
 mapping, and returns one :class:`Plan` per tenant. It finds each tenant's
 client by the stored link, then by the tenant id written in the client's key
 field (the marker), then by exact name; compares only the fields kept in step;
-and applies the policies for disabled and deleted tenants.
+and applies the policies for disabled and deleted tenants. The key field's text
+is never replaced: the lines a person wrote there stay, and only the line that
+carries the marker is written.
 """
 
 from __future__ import annotations
@@ -193,13 +195,26 @@ class _Planner:
             return self._deactivate(name, mapped, self._find(mapped, by_name=False))
         found = self._find(mapped)
         if tenant.get("enabled") is False:
-            if found.client_id is None:
-                reason = found.note + "disabled in Acronis and not in AlgaPSA"
-                return Plan(mapped.tenant_id, name, Action.SKIP, reason)
+            skip = self._disabled_skip(found)
+            if skip is not None:
+                return Plan(mapped.tenant_id, name, Action.SKIP, skip)
             mapped = _forced_inactive(mapped)
         if found.client_id is None:
             return self._create(name, mapped, found)
         return self._compare(name, mapped, found)
+
+    def _disabled_skip(self, found: _Found) -> str | None:
+        """Why a disabled tenant's client is left alone; None to deactivate it."""
+        if found.client_id is None:
+            return found.note + "disabled in Acronis and not in AlgaPSA"
+        if found.link is not LinkSource.NAME:
+            return None
+        # Only the name ties them, so the client is a person's own: let it go.
+        self.claims.pop(found.client_id, None)
+        return found.note + (
+            "disabled in Acronis; the AlgaPSA client of the same name was made "
+            "by hand, so it is left alone"
+        )
 
     def _find(self, mapped: MappedTenant, by_name: bool = True) -> _Found:
         tenant_id = mapped.tenant_id
@@ -305,7 +320,7 @@ class _Planner:
     def _compare(self, name: str, mapped: MappedTenant, found: _Found) -> Plan:
         assert found.client_id is not None
         client = self.ctx.clients[found.client_id]
-        changes = tuple(_changes(mapped, client))
+        changes = tuple(_changes(mapped, client, self.ctx.key_field))
         new_name = str(mapped.client["client_name"]).strip()
         self._check_rename(changes, new_name, found.client_id, mapped.tenant_id)
         self.names.setdefault(new_name, mapped.tenant_id)
@@ -390,13 +405,35 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _changes(mapped: MappedTenant, client: Mapping[str, Any]) -> list[FieldChange]:
+def _changes(
+    mapped: MappedTenant, client: Mapping[str, Any], key_field: str
+) -> list[FieldChange]:
     found = []
     for target in sorted(mapped.sync_fields):
         old, new = _read(client, target), _read(mapped.client, target)
+        if target == key_field:
+            new = _with_marker(old, new, mapped.tenant_id)
         if not _same(old, new, target):
             found.append(FieldChange(target, old, new))
     return found
+
+
+def _with_marker(old: Any, marker: Any, tenant_id: str) -> Any:
+    """Key-field text that carries ``marker`` on a line and every line a person wrote.
+
+    Text that already holds ``marker`` stays as it is; lines that mention the
+    tenant id are an earlier marker and make way for the new one.
+    """
+    if not isinstance(marker, str):
+        return marker
+    text = old if isinstance(old, str) else ""
+    if marker in text:
+        return old
+    tenant = tenant_id.lower()
+    kept = [line for line in text.splitlines() if tenant not in line.lower()]
+    while kept and not kept[-1].strip():
+        kept.pop()  # blank lines at the end would leave a gap before the marker
+    return "\n".join([*kept, marker])
 
 
 def _put_body(

@@ -11,6 +11,7 @@ import redis
 from sync.acronis import AcronisClient, MemoryTokenCache, RedisTokenCache, TokenCache
 from sync.alga import AlgaClient
 from sync.engine import Engine
+from sync.errors import MappingError
 from sync.http import CallCounter
 from sync.keys import Keys
 from sync.links import LinkStore, MemoryLinkStore, RedisLinkStore
@@ -76,6 +77,22 @@ def connect_redis(url: str) -> redis.Redis | None:
     return client
 
 
+def require_marker(settings: Settings, mapping: Mapping) -> Mapping:
+    """Refuse a mapping that writes no tenant id into the key field.
+
+    Without it a lost link could only be found again by name, and a renamed
+    tenant would get a second client.
+    """
+    key = settings.alga_key_field
+    if not mapping.references_tenant_id(key):
+        raise MappingError(
+            f"{mapping.source}: the {key} rule must carry the tenant id "
+            f'(e.g. template: "... tenant {{id}}"), or ALGA_COMPANY_KEY_FIELD '
+            "must name a field whose rule does: it is how lost links are found"
+        )
+    return mapping
+
+
 def build_runtime(settings: Settings, *, mapping: Mapping | None = None) -> Runtime:
     """Connect to Redis when it answers and build the clients and stores."""
     keys = Keys(settings.redis_prefix)
@@ -94,5 +111,7 @@ def build_runtime(settings: Settings, *, mapping: Mapping | None = None) -> Runt
         links=links,
         acronis=AcronisClient(settings, counter=counter, token_cache=tokens, keys=keys),
         alga=AlgaClient(settings, counter=counter),
-        mapping=mapping or load_mapping(settings.mapping_file),
+        mapping=require_marker(
+            settings, mapping or load_mapping(settings.mapping_file)
+        ),
     )

@@ -200,6 +200,20 @@ class Settings(BaseModel):
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
+    @field_validator(
+        "acronis_client_id", "acronis_client_secret", "alga_api_token", mode="before"
+    )
+    @classmethod
+    def _strip_pasted_blanks(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str) -> str:
+        if value and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("acronis_client_secret", "alga_api_token")
     @classmethod
     def _secret_not_blank(cls, value: SecretStr) -> SecretStr:

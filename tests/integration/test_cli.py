@@ -84,3 +84,66 @@ def test_links_lists_what_a_sync_linked(start_sandbox):
     assert len(links) == run.summary["created"]
     client_ids = {client["client_id"] for client in sandbox.clients()}
     assert {link["client_id"] for link in links} == client_ids
+
+
+def test_an_unknown_tenant_id_is_a_failure_not_a_silent_success(start_sandbox):
+    sandbox = start_sandbox("--tenants", "5")
+    unknown = "00000000-0000-4000-8000-000000000000"
+
+    done = sync_command(sandbox.env, "reconcile", "--json", "--tenant", unknown)
+
+    assert done.returncode == 1
+    summary = json.loads(done.stdout)
+    assert summary["failed"] == 1
+    assert summary["failures"][0]["tenant_id"] == unknown
+    assert "no tenant" in summary["failures"][0]["reason"]
+
+
+def test_a_tenant_id_in_capitals_is_found(start_sandbox):
+    sandbox = start_sandbox("--tenants", "5")
+    tenant = next(t for t in sandbox.customers() if t["enabled"])
+
+    done = sync_command(
+        sandbox.env, "reconcile", "--json", "--tenant", tenant["id"].upper()
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"] == 1
+
+
+def test_check_refuses_a_customer_as_the_partner(start_sandbox):
+    sandbox = start_sandbox("--tenants", "5")
+    customer = sandbox.customers()[0]
+    env = {**sandbox.env, "ACRONIS_TENANT_ID": customer["id"]}
+
+    done = sync_command(env, "check")
+
+    assert done.returncode == 1
+    assert "FAIL  Acronis partner tenant" in done.stdout
+    assert "is not a partner" in done.stdout
+
+
+def test_a_mapping_without_the_tenant_id_marker_is_refused(start_sandbox, tmp_path):
+    sandbox = start_sandbox("--tenants", "5")
+    text = (REPO / "mapping.yaml").read_text(encoding="utf-8")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(text.replace("tenant {id}", "tenant"), encoding="utf-8")
+    env = {**sandbox.env, "MAPPING_FILE": str(mapping)}
+
+    done = sync_command(env, "reconcile")
+
+    assert done.returncode == 2
+    assert "must carry the tenant id" in done.stderr
+    assert sandbox.alga_writes() == 0
+
+
+def test_a_named_env_file_that_does_not_exist_is_an_error(start_sandbox):
+    sandbox = start_sandbox("--tenants", "5")
+    command = [sys.executable, "-m", "sync", "--env-file", "/nonexistent/.env"]
+
+    done = subprocess.run(
+        [*command, "links"], env=sandbox.env, capture_output=True, text=True
+    )
+
+    assert done.returncode == 2
+    assert "/nonexistent/.env does not exist" in done.stderr
