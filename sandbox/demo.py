@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import subprocess
 import sys
 
@@ -27,6 +28,15 @@ def sync_env(settings: dict[str, str]) -> dict[str, str]:
     return {**env, **settings, "REDIS_URL": ""}
 
 
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def sync(env: dict[str, str]) -> int:
     command = [sys.executable, "-m", "sync", "--env-file", os.devnull, "reconcile"]
     return subprocess.run(command, env=env, check=False).returncode
@@ -39,6 +49,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
 
+    if not port_is_free(args.port):
+        print(f"Port {args.port} is in use: run `make demo PORT=<another port>`.")
+        return 2
     options = ("--tenants", str(args.tenants))
     with run_sandbox(*options, port=args.port, seed=args.seed) as sandbox:
         env = sync_env(sandbox.settings)
