@@ -238,3 +238,28 @@ def test_a_client_created_meanwhile_is_adopted_on_409(
     link = runtime.links.get(tenant["id"])
     assert link is not None
     assert link.client_id == client["client_id"]
+
+
+def test_a_hand_made_client_keeps_its_notes_and_gains_the_tenant_id(start_sandbox):
+    sandbox = start_sandbox("--tenants", TENANTS)
+    tenant = ascii_tenant(sandbox)
+    hand_made = {
+        "client_name": tenant["name"],
+        "billing_cycle": "monthly",
+        "notes": "VIP customer, call first",
+    }
+    sandbox.control("POST", "/alga/clients", hand_made)
+
+    first = run_sync(sandbox.env)
+
+    assert first.code == 0, first.stderr
+    (client,) = clients_named(sandbox, tenant["name"])
+    assert client["notes"].startswith("VIP customer, call first")
+    assert tenant["id"] in client["notes"]
+    writes = sandbox.alga_writes()
+
+    second = run_sync(sandbox.env)
+
+    assert second.code == 0, second.stderr
+    assert second.summary["created"] == second.summary["updated"] == 0
+    assert sandbox.alga_writes() == writes

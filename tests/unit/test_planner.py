@@ -396,6 +396,83 @@ def test_a_rename_onto_another_clients_name_conflicts(mapping):
     assert f"would clash with AlgaPSA client {C2}" in plan.reason
 
 
+# The key field keeps what a person wrote
+
+
+def test_hand_written_notes_are_kept_and_the_marker_appended(mapping):
+    ctx = context(client(tenant_id=None, notes="VIP customer, call first\n\n"))
+
+    plan = plan_one(mapping, tenant(), ctx)
+
+    merged = f"VIP customer, call first\n{notes_for(T1)}"
+    assert plan.link is LinkSource.NAME
+    assert plan.action is Action.UPDATE
+    assert plan.changes == (
+        FieldChange("notes", "VIP customer, call first\n\n", merged),
+    )
+    assert plan.body == {"notes": merged}
+
+
+def test_a_second_plan_over_merged_notes_is_unchanged(mapping):
+    hand_made = client(tenant_id=None, notes="VIP customer, call first")
+    first = plan_one(mapping, tenant(), context(hand_made))
+
+    second = plan_one(mapping, tenant(), context({**hand_made, **first.body}))
+
+    assert second.action is Action.UNCHANGED
+    assert second.link is LinkSource.MARKER
+
+
+def test_an_edited_note_on_our_client_keeps_the_words_and_gets_the_marker_back(
+    mapping,
+):
+    ctx = context(client(notes="moved to the Berlin office"), links={T1: C1})
+
+    plan = plan_one(mapping, tenant(), ctx)
+
+    assert plan.body == {"notes": f"moved to the Berlin office\n{notes_for(T1)}"}
+
+
+def test_notes_that_hold_the_marker_among_other_lines_are_unchanged(mapping):
+    notes = f"VIP customer\n{notes_for(T1)}\nbilled yearly"
+
+    plan = plan_one(mapping, tenant(), context(client(notes=notes)))
+
+    assert plan.action is Action.UNCHANGED
+
+
+def test_a_changed_template_replaces_the_old_marker_line(mapping):
+    notes = f"VIP customer\nAcronis tenant {T1.upper()}, imported\nbilled yearly"
+
+    plan = plan_one(mapping, tenant(), context(client(notes=notes)))
+
+    assert plan.link is LinkSource.MARKER
+    assert plan.changes == (
+        FieldChange("notes", notes, f"VIP customer\nbilled yearly\n{notes_for(T1)}"),
+    )
+
+
+def test_notes_holding_only_an_old_marker_become_the_marker(mapping):
+    plan = plan_one(mapping, tenant(), context(client(notes=f"tenant {T1}")))
+
+    assert plan.body == {"notes": notes_for(T1)}
+
+
+def test_another_key_field_keeps_its_text_too(mapping):
+    stamped = parse_mapping(
+        "client:\n"
+        "  client_name: {from: name}\n"
+        "  billing_cycle: {value: monthly, on: create}\n"
+        "  url: {template: 'acronis:{id}'}\n"
+    )
+    ours = client(tenant_id=None, url="https://acme.example")
+    ctx = PlanContext(clients={C1: ours}, links={T1: C1}, key_field="url")
+
+    plan = plan_one(stamped, tenant(), ctx)
+
+    assert plan.body == {"url": f"https://acme.example\nacronis:{T1}"}
+
+
 # Disabled and deleted tenants
 
 
@@ -423,6 +500,50 @@ def test_a_disabled_tenant_without_client_is_skipped(mapping):
 
     assert plan.action is Action.SKIP
     assert plan.reason == "disabled in Acronis and not in AlgaPSA"
+
+
+def test_a_disabled_tenant_leaves_a_client_found_by_name_alone(mapping):
+    ctx = context(client(tenant_id=None, notes="VIP customer, call first"))
+
+    plan = plan_one(mapping, tenant(enabled=False), ctx)
+
+    assert plan.action is Action.SKIP
+    assert plan.reason == (
+        "disabled in Acronis; the AlgaPSA client of the same name was made by "
+        "hand, so it is left alone"
+    )
+    assert plan.client_id is None
+    assert plan.link is None
+    assert plan.body == {}
+
+
+def test_a_disabled_tenant_does_not_hold_on_to_a_client_found_by_name(mapping):
+    ctx = context(client(tenant_id=None))
+
+    plans = plan_all([tenant(T1, enabled=False), tenant(T2)], mapping, ctx)
+
+    assert plans[0].action is Action.SKIP
+    assert plans[1].link is LinkSource.NAME
+    assert plans[1].client_id == C1
+
+
+def test_a_disabled_tenant_deactivates_a_linked_hand_made_client(mapping):
+    hand_made = client(tenant_id=None, notes="VIP customer, call first")
+
+    plan = plan_one(mapping, tenant(enabled=False), context(hand_made, links={T1: C1}))
+
+    assert plan.link is LinkSource.STORE
+    assert plan.body == {
+        "is_inactive": True,
+        "notes": f"VIP customer, call first\n{notes_for(T1)}",
+    }
+
+
+def test_a_disabled_tenant_deactivates_a_client_found_by_marker(mapping):
+    plan = plan_one(mapping, tenant(enabled=False), context(client()))
+
+    assert plan.link is LinkSource.MARKER
+    assert plan.changes == (FieldChange("is_inactive", False, True),)
 
 
 def test_disabled_tenants_can_be_ignored(mapping):
