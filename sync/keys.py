@@ -7,6 +7,7 @@ LINK_CLIENTS = "{prefix}:link-clients"
 ACRONIS_TOKEN = "{prefix}:acronis-token:{credentials}"
 LAST_RUN = "{prefix}:last-run"
 WEBHOOK_SEEN = "{prefix}:webhook-seen:{source}:{message_id}"
+EXCLUDED = "{prefix}:excluded"
 
 # Jobs, schedule and metrics (worker/).
 PENDING_UPSERT = "{prefix}:pending-upsert:{tenant_id}"
@@ -38,6 +39,11 @@ class Keys:
     def last_run(self) -> str:
         """String: the summary of the last reconcile (JSON)."""
         return LAST_RUN.format(prefix=self.prefix)
+
+    @property
+    def excluded(self) -> str:
+        """Set: ids of the tenants an admin keeps out of the sync."""
+        return EXCLUDED.format(prefix=self.prefix)
 
     def acronis_token(self, credentials: str) -> str:
         """String with a TTL: the cached access token of one set of credentials.

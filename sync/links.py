@@ -4,6 +4,7 @@ AlgaPSA has no external-id field, so the link is ours to keep. A link also
 records the fingerprint of what was last written, whether the client's
 location exists, and the last outcome, so a person can see what happened.
 One client is never linked to two tenants: :meth:`LinkStore.claim` refuses.
+The store also keeps the tenants an admin excluded from the sync.
 
 Two implementations share one contract: :class:`RedisLinkStore` for the
 service and :class:`MemoryLinkStore` for a one-shot run without Redis.
@@ -72,6 +73,15 @@ class LinkStore(Protocol):
 
     def last_run(self) -> dict[str, Any] | None: ...
 
+    def exclude(self, tenant_id: str) -> bool:
+        """Keep the tenant out of every sync; False if it already was."""
+
+    def include(self, tenant_id: str) -> bool:
+        """Let the tenant be synced again; False if it was not excluded."""
+
+    def excluded(self) -> set[str]:
+        """The ids of every excluded tenant, in lower case."""
+
 
 def _conflict(link: Link, holder: str) -> LinkConflict:
     return LinkConflict(
@@ -88,6 +98,7 @@ class MemoryLinkStore:
         self._links: dict[str, Link] = {}
         self._holders: dict[str, str] = {}
         self._run: dict[str, Any] | None = None
+        self._excluded: set[str] = set()
         self._lock = threading.Lock()
 
     def all(self) -> dict[str, Link]:
@@ -132,6 +143,22 @@ class MemoryLinkStore:
 
     def last_run(self) -> dict[str, Any] | None:
         return self._run
+
+    def exclude(self, tenant_id: str) -> bool:
+        with self._lock:
+            added = tenant_id.lower() not in self._excluded
+            self._excluded.add(tenant_id.lower())
+            return added
+
+    def include(self, tenant_id: str) -> bool:
+        with self._lock:
+            removed = tenant_id.lower() in self._excluded
+            self._excluded.discard(tenant_id.lower())
+            return removed
+
+    def excluded(self) -> set[str]:
+        with self._lock:
+            return set(self._excluded)
 
 
 # Atomically: refuse if the client has another tenant; release the tenant's
@@ -211,3 +238,12 @@ class RedisLinkStore:
     def last_run(self) -> dict[str, Any] | None:
         raw = self._redis.get(self._keys.last_run)
         return json.loads(raw) if raw is not None else None
+
+    def exclude(self, tenant_id: str) -> bool:
+        return bool(self._redis.sadd(self._keys.excluded, tenant_id.lower()))
+
+    def include(self, tenant_id: str) -> bool:
+        return bool(self._redis.srem(self._keys.excluded, tenant_id.lower()))
+
+    def excluded(self) -> set[str]:
+        return {_text(member) for member in self._redis.smembers(self._keys.excluded)}
