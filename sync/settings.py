@@ -83,6 +83,8 @@ HINTS: dict[str, str] = {
     "SYNC_TIMEZONE": "an IANA zone name such as UTC or Europe/Berlin",
     "WEBHOOK_SECRET": "one or more whsec_... secrets, separated by spaces",
     "SYNC_RETRY_DELAYS": "seconds before each retry, e.g. 10 60 300 900",
+    "SYNC_LINK_ONLY": "true to create no client until `python -m sync suggest` "
+    "has been reviewed, false to let the sync create clients",
 }
 
 
@@ -123,6 +125,7 @@ class Settings(BaseModel):
     sync_cron: str = Field("", alias="SYNC_CRON")
     sync_timezone: str = Field("UTC", alias="SYNC_TIMEZONE")
     dry_run: bool = Field(False, alias="DRY_RUN")
+    link_only: bool = Field(False, alias="SYNC_LINK_ONLY")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", alias="LOG_LEVEL"
     )
