@@ -52,10 +52,20 @@ class Engine:
         self._tenants: dict[str, dict[str, Any]] = {}
         self._known: dict[str, Link] = {}
 
-    def plan(self, tenant_ids: Sequence[str] = ()) -> list[Plan]:
-        """Read both sides and plan every customer tenant (or only ``tenant_ids``)."""
+    def plan(
+        self,
+        tenant_ids: Sequence[str] = (),
+        *,
+        clients: dict[str, dict[str, Any]] | None = None,
+    ) -> list[Plan]:
+        """Read both sides and plan every customer tenant (or only ``tenant_ids``).
+
+        ``clients``, every AlgaPSA client by id, spares reading them again for
+        a caller that already has them.
+        """
         tenants = self._read_tenants(tenant_ids)
-        clients = {client["client_id"]: client for client in self.alga.list_clients()}
+        if clients is None:
+            clients = {c["client_id"]: c for c in self.alga.list_clients()}
         self._known = self.links.all()
         self._tenants = {tenant["id"]: tenant for tenant in tenants}
         plans = plan_all(tenants, self.mapping, self._context(clients, self._known))
@@ -71,6 +81,8 @@ class Engine:
             key_field=self.settings.alga_key_field,
             disabled_policy=self.settings.disabled_policy,
             deleted_policy=self.settings.deleted_policy,
+            excluded=frozenset(self.links.excluded()),
+            link_only=self.settings.link_only,
         )
 
     def plan_one(self, tenant_id: str) -> Plan | None:

@@ -4,7 +4,9 @@ The planner is pure: it takes the tenants, both sides' current data and the
 mapping, and returns one :class:`Plan` per tenant. It finds each tenant's
 client by the stored link, then by the tenant id written in the client's key
 field (the marker), then by exact name; compares only the fields kept in step;
-and applies the policies for disabled and deleted tenants. The key field's text
+and applies the policies for disabled and deleted tenants. Tenants an admin
+excluded are skipped, and in link-only mode no client is created: such a
+tenant is skipped until a person has reviewed it. The key field's text
 is never replaced: the lines a person wrote there stay, and only the line that
 carries the marker is written.
 """
@@ -28,6 +30,8 @@ from sync.settings import DEFAULT_KEY_FIELD, TenantPolicy
 UUID = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
+EXCLUDED = "excluded by an admin"
+LINK_ONLY = "link-only mode: review it with `python -m sync suggest`"
 
 
 class Action(StrEnum):
@@ -88,6 +92,8 @@ class PlanContext:
     key_field: str = DEFAULT_KEY_FIELD
     disabled_policy: TenantPolicy = TenantPolicy.DEACTIVATE
     deleted_policy: TenantPolicy = TenantPolicy.DEACTIVATE
+    excluded: frozenset[str] = frozenset()
+    link_only: bool = False
 
 
 def fingerprint(mapped: MappedTenant) -> str:
@@ -159,6 +165,8 @@ class _Planner:
         if tenant.get("kind") != "customer":
             reason = f"not a customer tenant (kind={tenant.get('kind')})"
             return Plan(tenant_id, name, Action.SKIP, reason)
+        if tenant_id.lower() in self.ctx.excluded:
+            return Plan(tenant_id, name, Action.SKIP, EXCLUDED)
         skip = self._policy_skip(tenant)
         if skip:
             return Plan(tenant_id, name, Action.SKIP, skip)
@@ -299,6 +307,8 @@ class _Planner:
         )
 
     def _create(self, name: str, mapped: MappedTenant, found: _Found) -> Plan:
+        if self.ctx.link_only:
+            return Plan(mapped.tenant_id, name, Action.SKIP, found.note + LINK_ONLY)
         client_name = str(mapped.client["client_name"]).strip()
         taken_by = self.names.get(client_name)
         if taken_by is not None and taken_by != mapped.tenant_id:
