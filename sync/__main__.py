@@ -1,6 +1,8 @@
 """The command line: ``python -m sync reconcile | preview | check | links``.
 
-``failed`` and ``requeue`` look after the jobs the queue gave up on.
+``failed`` and ``requeue`` look after the jobs the queue gave up on;
+``suggest``, ``link``, ``unlink``, ``exclude`` and ``include`` review an
+AlgaPSA that already had clients before the first sync.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from dotenv import dotenv_values
 from rich.console import Console
 
 from sync import console as show
+from sync import onboarding
 from sync.checks import run_checks
-from sync.errors import ConfigError, MappingError
+from sync.errors import ConfigError, MappingError, PermanentError, SyncError
 from sync.report import Outcome
 from sync.runtime import Runtime, build_runtime
 from sync.settings import UUID_PATTERN, Settings
@@ -75,6 +78,14 @@ def _tenant_ids(
                 f"{value!r} is not a tenant id: Acronis tenant ids are UUIDs"
             )
     return tuple(value.lower() for value in values)
+
+
+def _uuid(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """Refuse an argument that is not a UUID, naming what it should be."""
+    if not UUID_PATTERN.match(value):
+        what = "an AlgaPSA client" if param.name == "client_id" else "an Acronis tenant"
+        raise click.BadParameter(f"{value!r} is not {what} id: those are UUIDs")
+    return value.lower()
 
 
 @click.group()
@@ -231,6 +242,136 @@ def requeue(ctx: click.Context, everything: bool, job_ids: tuple[str, ...]) -> N
     done = requeue_failed(connection, settings, None if everything else list(job_ids))
     out.print(f"requeued {len(done)} job(s)", highlight=False)
     ctx.exit(0 if everything or len(done) == len(job_ids) else EXIT_FAILED)
+
+
+@cli.command()
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    help="Tenants to show; all of them when not given.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the review as JSON.")
+@click.pass_context
+def suggest(ctx: click.Context, limit: int | None, as_json: bool) -> None:
+    """List the tenants the next sync would create a client for, with look-alikes."""
+    runtime = load_runtime(ctx)
+    try:
+        suggestions = onboarding.review(runtime)
+    except SyncError as exc:
+        raise _refused(exc) from None
+    shown = suggestions[:limit]
+    if as_json:
+        document = {
+            "total": len(suggestions),
+            "suggestions": [suggestion.to_dict() for suggestion in shown],
+        }
+        click.echo(json.dumps(document, ensure_ascii=False))
+    else:
+        _show_suggestions(shown, len(suggestions))
+
+
+def _show_suggestions(suggestions: list[onboarding.Suggestion], total: int) -> None:
+    out.print(f"The next sync would create a client for {total} tenant(s).")
+    for suggestion in suggestions:
+        out.print(show.cell(f"{suggestion.tenant_id}  {suggestion.client_name!r}"))
+        for candidate in suggestion.candidates:
+            line = (
+                f"    {candidate.score:>3}  {candidate.client_id}  {candidate.name!r}"
+            )
+            out.print(show.cell(line))
+        if not suggestion.candidates:
+            out.print("    no similar unlinked client: it would be created")
+    if len(suggestions) < total:
+        out.print(f"… and {total - len(suggestions)} more (raise --limit)")
+    out.print(
+        "Link one with `python -m sync link TENANT CLIENT`, keep one out with "
+        "`python -m sync exclude TENANT`, then set SYNC_LINK_ONLY=false to create "
+        "the rest.",
+        highlight=False,
+    )
+
+
+def _onboarding_runtime(ctx: click.Context) -> Runtime:
+    """A runtime whose link store outlives this command: Redis is required."""
+    runtime = load_runtime(ctx)
+    if runtime.redis is None:
+        err.print(
+            "[bold red]Redis does not answer:[/] links and exclusions made here "
+            "must outlive this command; check REDIS_URL"
+        )
+        raise SystemExit(EXIT_CONFIG)
+    return runtime
+
+
+def _refused(exc: SyncError) -> SystemExit:
+    """Say why a command did nothing; a remote may recover, a refusal will not."""
+    label = "Refused" if isinstance(exc, PermanentError) else "Failed, try again"
+    err.print(f"[bold red]{label}:[/] ", end="")
+    err.print(str(exc), markup=False, highlight=False)
+    return SystemExit(EXIT_FAILED)
+
+
+@cli.command()
+@click.argument("tenant_id", callback=_uuid)
+@click.argument("client_id", callback=_uuid)
+@click.pass_context
+def link(ctx: click.Context, tenant_id: str, client_id: str) -> None:
+    """Link tenant TENANT_ID to the existing AlgaPSA client CLIENT_ID."""
+    runtime = _onboarding_runtime(ctx)
+    try:
+        onboarding.link_by_hand(runtime, tenant_id, client_id)
+    except SyncError as exc:
+        raise _refused(exc) from None
+    out.print(
+        f"Linked tenant {tenant_id} to AlgaPSA client {client_id}. The next sync "
+        "brings its fields in step and adds the tenant id to its notes.",
+        highlight=False,
+    )
+
+
+@cli.command()
+@click.argument("tenant_id", callback=_uuid)
+@click.pass_context
+def unlink(ctx: click.Context, tenant_id: str) -> None:
+    """Drop the link of tenant TENANT_ID; its AlgaPSA client is not touched."""
+    runtime = _onboarding_runtime(ctx)
+    try:
+        removed = onboarding.unlink(runtime, tenant_id)
+    except SyncError as exc:
+        raise _refused(exc) from None
+    out.print(
+        f"Unlinked tenant {tenant_id} from AlgaPSA client {removed.client_id}. "
+        "A client whose notes still carry the tenant id is linked again by the "
+        "next sync: remove that line in AlgaPSA, or exclude the tenant.",
+        highlight=False,
+    )
+
+
+@cli.command()
+@click.argument("tenant_id", callback=_uuid)
+@click.pass_context
+def exclude(ctx: click.Context, tenant_id: str) -> None:
+    """Keep tenant TENANT_ID out of every sync until it is included again."""
+    runtime = _onboarding_runtime(ctx)
+    try:
+        added = onboarding.exclude(runtime, tenant_id)
+    except SyncError as exc:
+        raise _refused(exc) from None
+    state = "is now" if added else "was already"
+    out.print(f"Tenant {tenant_id} {state} excluded from the sync.", highlight=False)
+
+
+@cli.command()
+@click.argument("tenant_id", callback=_uuid)
+@click.pass_context
+def include(ctx: click.Context, tenant_id: str) -> None:
+    """Let the excluded tenant TENANT_ID be synced again."""
+    runtime = _onboarding_runtime(ctx)
+    try:
+        onboarding.include(runtime, tenant_id)
+    except SyncError as exc:
+        raise _refused(exc) from None
+    out.print(f"Tenant {tenant_id} is synced again.", highlight=False)
 
 
 if __name__ == "__main__":
