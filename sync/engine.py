@@ -82,6 +82,7 @@ class Engine:
             disabled_policy=self.settings.disabled_policy,
             deleted_policy=self.settings.deleted_policy,
             excluded=frozenset(self.links.excluded()),
+            own_names=frozenset(t for t, link in links.items() if link.keep_name),
             link_only=self.settings.link_only,
         )
 

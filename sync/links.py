@@ -28,7 +28,11 @@ LOCATION_PRESENT = "present"
 
 @dataclass(frozen=True)
 class Link:
-    """One tenant's client, and what the last sync of it did."""
+    """One tenant's client, and what the last sync of it did.
+
+    ``keep_name`` marks a client a person linked by hand: its name is theirs,
+    and the sync never renames it.
+    """
 
     tenant_id: str
     client_id: str
@@ -37,6 +41,7 @@ class Link:
     outcome: str = ""
     error: str = ""
     synced_at: str = ""
+    keep_name: bool = False
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -10,7 +10,8 @@ closest; a person then links, excludes or lets each one be created.
 The ranking is pure; the wrappers below it read the remotes and the link store
 of a :class:`~sync.runtime.Runtime`, so the command line and a web page share
 them. Linking by hand writes nothing to AlgaPSA: the next sync brings the
-client's mapped fields in step and adds the tenant id to its key field.
+client's mapped fields in step and adds the tenant id to its key field, but
+keeps the client's name, which a person chose.
 """
 
 from __future__ import annotations
@@ -257,7 +258,7 @@ def link_by_hand(runtime: Runtime, tenant_id: str, client_id: str) -> Link:
     if client is None:
         raise PermanentError(f"AlgaPSA has no client {client_id}", tenant_id=tenant_id)
     _check_markers(runtime, client, tenant_id)
-    link = dataclasses.replace(Link(tenant_id, client_id), outcome=LINKED_BY_HAND)
+    link = Link(tenant_id, client_id, outcome=LINKED_BY_HAND, keep_name=True)
     runtime.links.claim(link)
     return link
 

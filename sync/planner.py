@@ -94,6 +94,8 @@ class PlanContext:
     deleted_policy: TenantPolicy = TenantPolicy.DEACTIVATE
     excluded: frozenset[str] = frozenset()
     link_only: bool = False
+    # Tenants whose client a person linked by hand, under a name of their own.
+    own_names: frozenset[str] = frozenset()
 
 
 def fingerprint(mapped: MappedTenant) -> str:
@@ -330,6 +332,8 @@ class _Planner:
     def _compare(self, name: str, mapped: MappedTenant, found: _Found) -> Plan:
         assert found.client_id is not None
         client = self.ctx.clients[found.client_id]
+        if mapped.tenant_id in self.ctx.own_names:
+            mapped = _named_as(mapped, client)
         changes = tuple(_changes(mapped, client, self.ctx.key_field))
         new_name = str(mapped.client["client_name"]).strip()
         self._check_rename(changes, new_name, found.client_id, mapped.tenant_id)
@@ -390,6 +394,14 @@ def _forced_inactive(mapped: MappedTenant) -> MappedTenant:
     client = {**mapped.client, "is_inactive": True}
     fields = mapped.sync_fields | {"is_inactive"}
     return dataclasses.replace(mapped, client=client, sync_fields=fields)
+
+
+def _named_as(mapped: MappedTenant, client: Mapping[str, Any]) -> MappedTenant:
+    """``mapped`` under the client's own name, so that no rename is planned."""
+    if not isinstance(client.get("client_name"), str):
+        return mapped
+    renamed = {**mapped.client, "client_name": client["client_name"]}
+    return dataclasses.replace(mapped, client=renamed)
 
 
 def _read(body: Mapping[str, Any], target: str) -> Any:

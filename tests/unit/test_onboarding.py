@@ -195,6 +195,28 @@ def test_link_only_mode_still_links_a_client_found_by_exact_name(mapping):
     assert plan.recovers_link
 
 
+def test_a_client_linked_by_hand_keeps_its_name_while_the_rest_follows(mapping):
+    hand_made = client(C1, "ACME Limited", notes="VIP, call first")
+    ctx = PlanContext(
+        clients=by_id(hand_made), links={T1: C1}, own_names=frozenset({T1})
+    )
+
+    (plan,) = plan_all([tenant()], mapping, ctx)
+
+    assert plan.action is Action.UPDATE
+    assert "client_name" not in plan.body
+    assert plan.body["notes"].startswith("VIP, call first\n")
+    assert T1 in plan.body["notes"]
+
+
+def test_a_client_linked_by_the_sync_follows_the_acronis_name(mapping):
+    ctx = PlanContext(clients=by_id(client(C1, "ACME Limited")), links={T1: C1})
+
+    (plan,) = plan_all([tenant()], mapping, ctx)
+
+    assert plan.body["client_name"] == "Acme Ltd."
+
+
 def test_an_excluded_tenant_is_skipped_even_when_linked(mapping):
     stale = client(C1, "Old name")
     ctx = PlanContext(clients=by_id(stale), links={T1: C1}, excluded=frozenset({T1}))
@@ -299,6 +321,8 @@ def test_link_by_hand_claims_the_client(runtime):
 
     assert link.client_id == C1
     assert link.outcome == onboarding.LINKED_BY_HAND
+    assert link.keep_name
+    assert Link.from_json(link.to_json()) == link
     assert runtime.links.tenant_of(C1) == T1
     assert onboarding.link_by_hand(runtime, T1, C1) == link
 
