@@ -307,7 +307,8 @@ def _refused(exc: SyncError) -> SystemExit:
     """Say why a command did nothing; a remote may recover, a refusal will not."""
     label = "Refused" if isinstance(exc, PermanentError) else "Failed, try again"
     err.print(f"[bold red]{label}:[/] ", end="")
-    err.print(str(exc), markup=False, highlight=False)
+    # Unwrapped, so that a log or a script sees the message on one line.
+    err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
     return SystemExit(EXIT_FAILED)
 
 
