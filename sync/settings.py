@@ -8,6 +8,7 @@ parts that need them; nothing reads ``os.environ`` behind the caller's back.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from enum import StrEnum
 from pathlib import Path
@@ -26,6 +27,7 @@ from pydantic import (
 )
 
 from sync.errors import ConfigError
+from sync.saved_settings import SettingsStore
 
 DEFAULT_ALGA_ENDPOINT = "/clients"
 DEFAULT_ALGA_NAME_FIELD = "client_name"
@@ -276,3 +278,75 @@ def setting_problems(environ: Mapping[str, str]) -> dict[str, str]:
         lines = str(exc).splitlines()[1:]
         return {line.strip().split(" ", 1)[0]: line.strip() for line in lines}
     return {}
+
+
+Source = Literal["environment", "saved", "default"]
+
+
+def _overrides(environ: Mapping[str, str], saved: Mapping[str, str]) -> dict[str, str]:
+    """The variables of ``environ`` that win over ``saved``.
+
+    An empty variable does not hide a saved value: a ``.env`` copied from
+    ``.env.example`` with its blanks must not undo what the setup saved.
+    """
+    return {k: v for k, v in environ.items() if v != "" or k not in saved}
+
+
+def merged_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The setup wizard's saved values under ``environ`` (DATA_DIR, SETTINGS_KEY)."""
+    saved = SettingsStore.from_environ(environ).load().values
+    return {**saved, **_overrides(environ, saved)}
+
+
+def load_settings(environ: Mapping[str, str]) -> Settings:
+    """Settings from ``environ`` over the saved ones; ConfigError names each problem.
+
+    The command line, the web app, the workers and the scheduler all use this.
+    """
+    return Settings.from_env(merged_environment(environ))
+
+
+def settings_sources(environ: Mapping[str, str]) -> dict[str, Source]:
+    """Where each setting's value comes from, keyed by its variable."""
+    saved = SettingsStore.from_environ(environ).load()
+    names = set(saved.values)
+    if saved.admin is not None:
+        names.add("ADMIN_PASSWORD")
+    winning = _overrides(environ, dict.fromkeys(names, ""))
+    sources: dict[str, Source] = {}
+    for field in Settings.model_fields.values():
+        name = str(field.alias)
+        if name in winning:
+            sources[name] = "environment"
+        else:
+            sources[name] = "saved" if name in names else "default"
+    return sources
+
+
+class SettingsWatcher:
+    """Loaded settings, loaded again whenever the saved file changes.
+
+    Long-running processes hold one, so that a change made in the setup
+    takes effect at their next job or request without a restart.
+    """
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = dict(environ)
+        self.store = SettingsStore.from_environ(self._environ)
+        self._stamp: tuple[int, int] | None = None
+        self._settings: Settings | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> Settings:
+        """The settings as saved now; raises ConfigError while they are incomplete."""
+        stamp = self.store.stamp()
+        with self._lock:
+            if self._settings is None or stamp != self._stamp:
+                self._settings = None
+                self._settings = load_settings(self._environ)
+                self._stamp = stamp
+            return self._settings
+
+    def changed(self) -> bool:
+        """Whether the saved file changed since :meth:`current` last loaded it."""
+        return self.store.stamp() != self._stamp
