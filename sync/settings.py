@@ -292,10 +292,17 @@ def _overrides(environ: Mapping[str, str], saved: Mapping[str, str]) -> dict[str
     return {k: v for k, v in environ.items() if v != "" or k not in saved}
 
 
+def environment_over(
+    saved: Mapping[str, str], environ: Mapping[str, str]
+) -> dict[str, str]:
+    """``saved`` values with the non-empty variables of ``environ`` over them."""
+    return {**saved, **_overrides(environ, saved)}
+
+
 def merged_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The setup wizard's saved values under ``environ`` (DATA_DIR, SETTINGS_KEY)."""
     saved = SettingsStore.from_environ(environ).load().values
-    return {**saved, **_overrides(environ, saved)}
+    return environment_over(saved, environ)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
