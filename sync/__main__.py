@@ -28,7 +28,8 @@ from sync.checks import run_checks
 from sync.errors import ConfigError, MappingError, PermanentError, SyncError
 from sync.report import Outcome
 from sync.runtime import Runtime, build_runtime
-from sync.settings import UUID_PATTERN, Settings
+from sync.saved_settings import data_dir_of, reset_setup
+from sync.settings import UUID_PATTERN, Settings, load_settings, merged_environment
 from worker.queueing import failed_jobs, requeue_failed
 
 EXIT_FAILED = 1
@@ -52,7 +53,7 @@ def read_environment(env_file: Path | None) -> dict[str, str]:
 def load_runtime(ctx: click.Context) -> Runtime:
     environ: dict[str, str] = ctx.obj["environ"]
     try:
-        settings = Settings.from_env(environ)
+        settings = load_settings(environ)
         _configure_logging(settings.log_level)
         return build_runtime(settings)
     except (ConfigError, MappingError) as exc:
@@ -190,7 +191,11 @@ def preview(
 @click.pass_context
 def check(ctx: click.Context) -> None:
     """Check each setting, fetch an Acronis token and read AlgaPSA once."""
-    results = run_checks(ctx.obj["environ"])
+    try:
+        results = run_checks(merged_environment(ctx.obj["environ"]))
+    except ConfigError as exc:
+        err.print(f"[bold red]Cannot start:[/] {exc}", highlight=False)
+        raise SystemExit(EXIT_CONFIG) from None
     for result in results:
         mark = "[green]pass[/]" if result.ok else "[red]FAIL[/]"
         out.print(f"{mark}  {result.name}: ", end="")
@@ -373,6 +378,21 @@ def include(ctx: click.Context, tenant_id: str) -> None:
     except SyncError as exc:
         raise _refused(exc) from None
     out.print(f"Tenant {tenant_id} is synced again.", highlight=False)
+
+
+@cli.command("reset-setup")
+@click.pass_context
+def reset_setup_command(ctx: click.Context) -> None:
+    """Forget the settings saved by the setup, so that /setup opens again."""
+    data_dir = data_dir_of(ctx.obj["environ"])
+    if reset_setup(data_dir):
+        out.print(
+            f"Removed the saved settings in {data_dir}: the setup at /setup is "
+            "open again. Settings in the environment are unchanged.",
+            highlight=False,
+        )
+    else:
+        out.print(f"Nothing to reset: no saved settings in {data_dir}.")
 
 
 if __name__ == "__main__":
