@@ -2,8 +2,9 @@
 
 Workers are started as ``rq worker --with-scheduler --worker-class
 worker.jobs.SyncWorker QUEUE``. The worker builds its Settings from the
-environment and its Runtime once, before it forks a process per job, so a job
-only pays for its own remote calls.
+environment over the setup's saved settings, and its Runtime, before it forks
+a process per job, so a job only pays for its own remote calls; both are
+built again when the saved settings change.
 
 The reconcile job fans out: it plans every tenant in one pass, enqueues an
 upsert job for each tenant whose plan needs a write, and records a run
@@ -21,11 +22,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
 from typing import Any
 
 from redis import Redis, RedisError
-from rq import Worker, get_current_job
+from rq import Queue, Worker, get_current_job
+from rq.job import Job
 
 from sync.acronis import is_customer, parse_timestamp, rfc3339_utc
 from sync.engine import needs_work
@@ -33,7 +34,7 @@ from sync.errors import ConfigError, RetryableError, SyncError
 from sync.keys import Keys
 from sync.report import Outcome, RunSummary
 from sync.runtime import Runtime, build_runtime
-from sync.settings import Settings
+from sync.settings import SettingsWatcher
 from worker import metrics
 from worker.queueing import (
     POLL,
@@ -56,10 +57,40 @@ class TenantBusy(RetryableError):
     """Another worker is syncing this tenant right now."""
 
 
-@cache
+class _Runtimes:
+    """One Runtime per process, built again when the saved settings change."""
+
+    def __init__(self) -> None:
+        self._watcher: SettingsWatcher | None = None
+        self._runtime: Runtime | None = None
+
+    def get(self) -> Runtime:
+        if self._watcher is None:
+            self._watcher = SettingsWatcher(os.environ)
+        settings = self._watcher.current()
+        if self._runtime is None or self._runtime.settings is not settings:
+            self._runtime = build_runtime(settings)
+        return self._runtime
+
+
+_runtimes = _Runtimes()
+
+
 def runtime() -> Runtime:
-    """This process's Runtime, built once from the environment."""
-    return build_runtime(Settings.from_env(os.environ))
+    """This process's Runtime: the environment over the setup's saved settings.
+
+    The worker asks for it before each job, before forking, so that a job
+    inherits it and a change saved in the setup applies from the next job on.
+    """
+    return _runtimes.get()
+
+
+def _prepare() -> None:
+    try:
+        runtime()
+    except ConfigError as exc:
+        # The setup may not be done yet; no job is queued before it is.
+        log.warning("not configured yet; jobs will fail until it is: %s", exc)
 
 
 def _redis(current: Runtime) -> Redis:
@@ -77,8 +108,12 @@ class SyncWorker(Worker):
     connection reset while Redis restarts; this one starts its loop again.
     """
 
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        _prepare()
+        super().execute_job(job, queue)
+
     def work(self, *args: Any, **kwargs: Any) -> bool:
-        runtime()
+        _prepare()
         while True:
             try:
                 completed = super().work(*args, **kwargs)

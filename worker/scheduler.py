@@ -41,7 +41,7 @@ from redis import Redis, RedisError
 
 from sync.errors import ConfigError
 from sync.keys import Keys
-from sync.settings import Settings
+from sync.settings import Settings, SettingsWatcher
 from worker.queueing import POLL, RECONCILE, enqueue_poll, enqueue_reconcile
 
 log = logging.getLogger(__name__)
@@ -155,26 +155,65 @@ class Scheduler:
         return [enqueue_poll(self.redis, self.settings, job_id=job_id)]
 
 
+SETUP_WAIT_SECONDS = 5.0
+
+
+def wait_for_settings(watcher: SettingsWatcher, stopping: threading.Event) -> bool:
+    """Wait until the settings are complete (the setup may not be done yet).
+
+    False when stopped first.
+    """
+    told = False
+    while not stopping.is_set():
+        try:
+            watcher.current()
+            return True
+        except ConfigError as exc:
+            if not told:
+                log.warning("scheduler: waiting for the setup at /setup: %s", exc)
+                told = True
+        stopping.wait(SETUP_WAIT_SECONDS)
+    return False
+
+
+def _stop_on_change(
+    watcher: SettingsWatcher, scheduler: Scheduler, stopping: threading.Event
+) -> None:
+    while not stopping.wait(SETUP_WAIT_SECONDS):
+        if watcher.changed():
+            log.info("scheduler: the saved settings changed; reading them again")
+            scheduler.stop()
+            return
+
+
 def main() -> int:
-    """Run the scheduler with settings from the environment until SIGTERM."""
+    """Run the scheduler until SIGTERM, with settings from the environment over
+    the setup's saved ones; it starts again with new ones when they change."""
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    try:
-        settings = Settings.from_env(os.environ)
-    except ConfigError as exc:
-        log.error("cannot start: %s", exc)
-        return 2
-    redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
-    scheduler = Scheduler(redis, settings)
+    stopping = threading.Event()
+    running: list[Scheduler] = []
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        scheduler.stop()
+        stopping.set()
+        for scheduler in running:
+            scheduler.stop()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    scheduler.run()
+    watcher = SettingsWatcher(os.environ)
+    while wait_for_settings(watcher, stopping):
+        settings = watcher.current()
+        redis = Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        running[:] = [Scheduler(redis, settings)]
+        threading.Thread(
+            target=_stop_on_change,
+            args=(watcher, running[0], stopping),
+            daemon=True,
+        ).start()
+        running[0].run()
     return 0
 
 
