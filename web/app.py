@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Mapping
 
 import redis
 from flask import Flask, request
 
-from sync.settings import Settings
+from sync.errors import ConfigError
+from sync.saved_settings import SettingsStore
+from sync.settings import DEFAULT_MAX_BODY_BYTES, Settings, SettingsWatcher
 from web import api, docs, webhooks
 from web.dashboard import register_dashboard
 from web.errors import ApiError, register_error_handlers
-from web.service import EXTENSION, JobQueue, RqJobQueue, Service, connect
+from web.service import EXTENSION, JobQueue, RqJobQueue, Service, Services, connect
+from web.setup import register_setup
 
 log = logging.getLogger(__name__)
 
@@ -22,29 +26,63 @@ def create_app(
     redis: redis.Redis | None = None,
     *,
     jobs: JobQueue | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Flask:
     """Build the receiver.
 
-    ``settings`` default to the process environment, ``redis`` to a
-    connection to ``REDIS_URL``, and ``jobs`` to the RQ queue on that Redis.
+    Without ``settings`` they are loaded from ``environ`` (the process
+    environment by default) over those the setup saved in ``DATA_DIR``, and
+    loaded again when the saved ones change; while they are incomplete the
+    app serves the setup at ``/setup``. ``redis`` defaults to a connection
+    to ``REDIS_URL``, and ``jobs`` to the RQ queue on that Redis. Given
+    ``settings`` are fixed, and there is no setup unless ``environ`` is given.
     """
-    settings = settings or Settings.from_env(os.environ)
-    connection = redis if redis is not None else connect(settings)
     app = Flask(__name__)
-    # Flask enforces this while reading a body whose size was not announced.
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["MAX_CONTENT_LENGTH"] = DEFAULT_MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Service(
-        settings=settings,
-        redis=connection,
-        jobs=jobs or RqJobQueue(connection, settings),
-    )
+
+    def make(current: Settings) -> Service:
+        connection = redis if redis is not None else connect(current)
+        # Flask enforces this while reading a body whose size was not announced.
+        app.config["MAX_CONTENT_LENGTH"] = current.max_body_bytes
+        return Service(
+            settings=current,
+            redis=connection,
+            jobs=jobs or RqJobQueue(connection, current),
+        )
+
+    store: SettingsStore | None = None
+    if settings is not None:
+        services = Services(make, fixed=make(settings))
+    else:
+        environ = os.environ if environ is None else environ
+        services = _watched(make, environ)
+    if environ is not None:
+        store = SettingsStore.from_environ(environ)
+    app.extensions[EXTENSION] = services
     app.before_request(_refuse_large_bodies)
     register_error_handlers(app)
+    register_setup(app, store, environ or {})
     for blueprint in (webhooks.blueprint, api.blueprint, docs.blueprint):
         app.register_blueprint(blueprint)
-    register_dashboard(app, settings, settings.redis_url)
+    first = services.current()
+    if first is not None:
+        register_dashboard(app, first.settings, first.settings.redis_url)
     return app
+
+
+def _watched(
+    make: Callable[[Settings], Service], environ: Mapping[str, str]
+) -> Services:
+    """Services that follow the saved settings; setup mode while there are none."""
+    watcher = SettingsWatcher(environ)
+    try:
+        watcher.current()
+    except ConfigError as exc:
+        if watcher.store.configured():
+            raise  # saved, yet unusable: say so rather than reopen the setup
+        log.warning("not configured yet (%s): the setup is at /setup", exc)
+    return Services(make, watcher=watcher)
 
 
 def _refuse_large_bodies() -> None:

@@ -8,19 +8,25 @@ test can stand in a recording queue while production uses RQ through
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import redis
 from flask import current_app
 
+from sync.errors import ConfigError
 from sync.keys import Keys
 from sync.links import LinkStore, RedisLinkStore
 from sync.runtime import Runtime, build_runtime
-from sync.settings import Settings
+from sync.settings import Settings, SettingsWatcher
+from web.errors import ApiError
 from web.signatures import StandardWebhooks
 from worker import queueing
+
+log = logging.getLogger(__name__)
 
 EXTENSION = "alga_acronis_sync"
 
@@ -112,7 +118,56 @@ class Service:
         return self._runtime_lock
 
 
+class Services:
+    """The Service of the current settings, or None before the setup is done.
+
+    With a watcher, the Service is built again whenever the saved settings
+    change, so every gunicorn worker takes webhooks right after the setup
+    and follows later changes without a restart.
+    """
+
+    def __init__(
+        self,
+        make: Callable[[Settings], Service],
+        *,
+        watcher: SettingsWatcher | None = None,
+        fixed: Service | None = None,
+    ) -> None:
+        self._make = make
+        self._watcher = watcher
+        self._service = fixed
+        self._lock = threading.Lock()
+
+    def current(self) -> Service | None:
+        if self._watcher is None:
+            return self._service
+        if self._service is not None and not self._watcher.changed():
+            return self._service
+        with self._lock:
+            try:
+                settings = self._watcher.current()
+            except ConfigError as exc:
+                log.debug("not configured: %s", exc)
+                self._service = None
+                return None
+            if self._service is None or self._service.settings is not settings:
+                self._service = self._make(settings)
+            return self._service
+
+
+def services() -> Services:
+    """The services of the application handling the current request."""
+    found: Services = current_app.extensions[EXTENSION]
+    return found
+
+
 def service() -> Service:
-    """The service of the application handling the current request."""
-    found: Service = current_app.extensions[EXTENSION]
+    """The service of the current request; 503 ``not_configured`` before setup."""
+    found = services().current()
+    if found is None:
+        raise ApiError(
+            503,
+            "not_configured",
+            "the service is not set up yet: open /setup in a browser",
+        )
     return found
