@@ -114,7 +114,8 @@ class Admin:
             matches = _hasher.verify(self.password_hash, password)
         except (VerificationError, InvalidHashError):
             matches = False
-        return matches and secrets.compare_digest(username, self.username)
+        same = secrets.compare_digest(username.encode(), self.username.encode())
+        return matches and same
 
 
 def hash_password(password: str) -> str:

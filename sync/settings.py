@@ -319,7 +319,9 @@ def settings_sources(environ: Mapping[str, str]) -> dict[str, Source]:
     names = set(saved.values)
     if saved.admin is not None:
         names.add("ADMIN_PASSWORD")
-    winning = _overrides(environ, dict.fromkeys(names, ""))
+    # An empty variable sets nothing, unless empty means "off" for it.
+    given = {k: v for k, v in environ.items() if v != "" or k in _KEEP_EMPTY}
+    winning = _overrides(given, dict.fromkeys(names, ""))
     sources: dict[str, Source] = {}
     for field in Settings.model_fields.values():
         name = str(field.alias)

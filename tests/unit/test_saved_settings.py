@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from cryptography.fernet import Fernet
 
+from sync.__main__ import cli
 from sync.errors import ConfigError
 from sync.saved_settings import (
     KEY_FILE,
@@ -179,3 +182,30 @@ def test_an_unreadable_file_is_explained(environ: dict[str, str]) -> None:
 
     with pytest.raises(ConfigError, match="cannot be read"):
         store.load()
+
+
+def test_blank_variables_are_not_a_source(environ: dict[str, str]) -> None:
+    sources = settings_sources({**environ, "ACRONIS_CLIENT_ID": "", "SYNC_CRON": ""})
+
+    assert sources["ACRONIS_CLIENT_ID"] == "default"
+    assert sources["SYNC_CRON"] == "environment"
+
+
+def test_admin_names_outside_ascii(environ: dict[str, str]) -> None:
+    admin = Admin("Jürgen", hash_password("a long password"))
+
+    assert admin.verify("Jürgen", "a long password")
+    assert not admin.verify("Jurgen", "a long password")
+
+
+def test_reset_setup_command(store: SettingsStore, environ: dict[str, str]) -> None:
+    runner = CliRunner()
+    command = ["--env-file", os.devnull, "reset-setup"]
+
+    first = runner.invoke(cli, command, env=environ)
+    again = runner.invoke(cli, command, env=environ)
+
+    assert first.exit_code == 0, first.output
+    assert "open again" in first.output
+    assert not store.configured()
+    assert "Nothing to reset" in again.output
