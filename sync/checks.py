@@ -18,7 +18,12 @@ from sync.runtime import (
 from sync.settings import Settings, setting_problems
 
 PARTNER_KINDS = frozenset({"root", "partner", "folder"})
-SECRETS = frozenset({"ACRONIS_CLIENT_SECRET", "ALGA_API_TOKEN"})
+# Every setting typed as a secret is shown only as "set", never its value.
+SECRETS = frozenset(
+    str(field.alias)
+    for field in Settings.model_fields.values()
+    if "SecretStr" in str(field.annotation)
+)
 
 
 @dataclass(frozen=True)

@@ -147,3 +147,20 @@ def test_a_named_env_file_that_does_not_exist_is_an_error(start_sandbox):
 
     assert done.returncode == 2
     assert "/nonexistent/.env does not exist" in done.stderr
+
+
+def test_check_never_prints_a_secret_setting(start_sandbox):
+    sandbox = start_sandbox("--tenants", "5")
+    secrets = {
+        "WEBHOOK_SECRET": "whsec_c2VjcmV0LXZhbHVlLWZvci10aGUtdGVzdC0xMjM0",
+        "SYNC_API_TOKEN": "api-token-that-must-not-show",
+        "ALGA_WEBHOOK_SECRET": "alga-hook-secret-that-must-not-show",
+        "ADMIN_PASSWORD": "admin-password-that-must-not-show",
+    }
+
+    done = sync_command({**sandbox.env, **secrets}, "check")
+
+    shown = done.stdout + done.stderr
+    for name, value in secrets.items():
+        assert f"pass  {name}: set" in shown
+        assert value not in shown
