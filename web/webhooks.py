@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from typing import IO, Any
 
 import redis
 from flask import Blueprint, Response, jsonify, request
@@ -37,14 +37,15 @@ MAX_TENANTS_PER_DELIVERY = 1000
 REPLAY_WINDOW_SECONDS = 2 * TOLERANCE_SECONDS + 60
 JSON_TYPES = ("application/json",)
 TEXT_TYPES = ("text/plain",)
+READ_CHUNK = 64 * 1024
 
 
 def _secret(value: Any) -> str:
     return value.get_secret_value() if value is not None else ""
 
 
-def _raw_body(*accepted: str) -> bytes:
-    """The raw body, once its content type is one of ``accepted``."""
+def _raw_body(limit: int, *accepted: str) -> bytes:
+    """The body, once its content type is one of ``accepted``; 413 over ``limit``."""
     mimetype = request.mimetype
     if mimetype not in accepted and not mimetype.endswith("+json"):
         raise ApiError(
@@ -52,7 +53,42 @@ def _raw_body(*accepted: str) -> bytes:
             "unsupported_media_type",
             f"send the body as {' or '.join(accepted)}",
         )
-    return request.get_data(cache=True)
+    return bounded_body(limit)
+
+
+def bounded_body(limit: int) -> bytes:
+    """The body, of which at most ``limit + 1`` bytes are read; 413 past ``limit``.
+
+    A chunked body announces no length. Under a server that ends the stream
+    itself (``wsgi.input_terminated``, as gunicorn does) werkzeug would stop
+    reading at the limit and hand on the truncated start, so the stream is
+    read here, one byte past the limit, to tell a full body from a cut one.
+    """
+    if request.content_length is not None:
+        # An announced length over the limit was refused before the route,
+        # and werkzeug reads no further than the length.
+        return request.get_data(cache=True)
+    environ = request.environ
+    if not environ.get("wsgi.input_terminated"):
+        return b""  # a stream with no length and no end is not read at all
+    body = _read_at_most(environ["wsgi.input"], limit + 1)
+    if len(body) > limit:
+        raise ApiError(
+            413, "too_large", f"the body is over {limit} bytes (WEBHOOK_MAX_BYTES)"
+        )
+    return body
+
+
+def _read_at_most(stream: IO[bytes], size: int) -> bytes:
+    parts: list[bytes] = []
+    wanted = size
+    while wanted > 0:
+        part = stream.read(min(wanted, READ_CHUNK))
+        if not part:
+            break
+        parts.append(part)
+        wanted -= len(part)
+    return b"".join(parts)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -109,7 +145,7 @@ def _enqueue_all(svc: Service, tenant_ids: list[str], replay_key: str | None) ->
 def acronis() -> tuple[Response, int]:
     """Queue an upsert for every tenant a delivery names."""
     svc = service()
-    body = _raw_body(*JSON_TYPES, *TEXT_TYPES)
+    body = _raw_body(svc.settings.max_body_bytes, *JSON_TYPES, *TEXT_TYPES)
     message_id = _authenticate_acronis(svc, body)
     if request.mimetype in TEXT_TYPES:
         tenant_ids = tenant_ids_in(body.decode("utf-8", "replace").strip())
@@ -176,7 +212,7 @@ def _dig(item: dict[str, Any], path: tuple[str, ...]) -> Any:
 def alga() -> tuple[Response, int]:
     """Follow a client event from AlgaPSA: re-sync its tenant, or drop its link."""
     svc = service()
-    body = _raw_body(*JSON_TYPES)
+    body = _raw_body(svc.settings.max_body_bytes, *JSON_TYPES)
     signature = verify_alga(
         _secret(svc.settings.alga_webhook_secret),
         body,

@@ -1,0 +1,141 @@
+"""The receiver against hostile input: odd bodies, odd ids, a queue that breaks."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import time
+from typing import Any
+
+import fakeredis
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from sync.keys import Keys
+from sync.links import Link, RedisLinkStore
+from sync.settings import Settings
+from tests.unit.test_web_routes import (
+    ALGA_SECRET,
+    TENANT,
+    TOKEN,
+    RecordingQueue,
+    assert_error,
+    signed,
+)
+from tests.unit.test_web_routes import settings as settings
+from web import create_app
+
+LIMIT = 2048  # WEBHOOK_MAX_BYTES in the settings fixture
+ROOMY_LIMIT = 1024 * 1024
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+
+
+class FailingQueue(RecordingQueue):
+    """A queue that, when broken, fails with something other than a Redis error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: list[str] = []
+
+    def enqueue_upsert(self, tenant_id: str, *, source: str) -> str:
+        if self.broken:
+            raise RuntimeError("the queue broke")
+        return super().enqueue_upsert(tenant_id, source=source)
+
+    def report(self, job_id: str) -> dict[str, Any] | None:
+        self.asked.append(job_id)
+        return super().report(job_id)
+
+
+@pytest.fixture
+def fake_redis() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def queue() -> FailingQueue:
+    return FailingQueue()
+
+
+@pytest.fixture
+def app(settings: Settings, fake_redis: fakeredis.FakeRedis, queue) -> Flask:
+    return create_app(settings, fake_redis, jobs=queue)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def roomy_client(settings: Settings, fake_redis, queue) -> FlaskClient:
+    """A receiver taking bodies of a megabyte, so that only nesting is refused."""
+    roomy = settings.model_copy(update={"max_body_bytes": ROOMY_LIMIT})
+    return create_app(roomy, fake_redis, jobs=queue).test_client()
+
+
+@pytest.fixture
+def linked(settings: Settings, fake_redis) -> None:
+    store = RedisLinkStore(fake_redis, Keys(settings.redis_prefix))
+    store.claim(Link(tenant_id=TENANT, client_id="client-7"))
+
+
+def chunked(client: FlaskClient, path: str, body: bytes, headers: Any) -> Any:
+    """POST ``body`` chunked, as gunicorn passes it on: no length, an ended stream."""
+    gunicorn_like = {"wsgi.input_terminated": True, "HTTP_TRANSFER_ENCODING": "chunked"}
+    return client.post(
+        path,
+        input_stream=io.BytesIO(body),
+        headers=headers,
+        environ_overrides=gunicorn_like,
+    )
+
+
+def padded(size: int) -> bytes:
+    """A JSON body naming TENANT, padded with spaces to exactly ``size`` bytes."""
+    body = json.dumps({"tenant_id": TENANT}).encode()
+    return body + b" " * (size - len(body))
+
+
+def alga_signed(client: FlaskClient, body: bytes) -> Any:
+    stamp = int(time.time())
+    digest = hmac.new(ALGA_SECRET.encode(), f"{stamp}.".encode() + body, hashlib.sha256)
+    headers = {
+        "Content-Type": "application/json",
+        "X-Alga-Signature": f"t={stamp},v1={digest.hexdigest()}",
+    }
+    return client.post("/webhooks/alga", data=body, headers=headers)
+
+
+@pytest.mark.parametrize("size", [LIMIT + 1, 300 * 1024])
+def test_a_chunked_body_over_the_limit_is_413(client, queue, size) -> None:
+    body = padded(size)
+    bearer = {**BEARER, "Content-Type": "application/json"}
+
+    by_token = chunked(client, "/webhooks/acronis", body, bearer)
+    by_signature = chunked(client, "/webhooks/acronis", body, signed(body))
+
+    assert_error(by_token, 413, "too_large")
+    assert_error(by_signature, 413, "too_large")
+    assert queue.upserts == []
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_taken(client, queue) -> None:
+    body = padded(LIMIT)
+
+    response = chunked(client, "/webhooks/acronis", body, signed(body))
+
+    assert response.status_code == 202
+    assert queue.upserts == [(TENANT, "webhook")]
+
+
+def test_a_chunked_alga_body_over_the_limit_is_413(client) -> None:
+    # The signature is wrong: the size must be refused before it is looked at.
+    headers = {"Content-Type": "application/json", "X-Alga-Signature": "t=1,v1=0"}
+
+    response = chunked(client, "/webhooks/alga", padded(LIMIT + 1), headers)
+
+    assert_error(response, 413, "too_large")
