@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,6 +26,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis, RedisError
+from redis.exceptions import LockError
+from redis.lock import Lock
 from rq import Queue, Worker, get_current_job
 from rq.job import Job
 
@@ -47,9 +50,14 @@ from worker.queueing import (
 log = logging.getLogger(__name__)
 
 HISTORY_LENGTH = 50
-# The tenant lock outlives the job by this much, so a job stopped by its
-# timeout has always released it or let it expire before a retry matters.
-LOCK_MARGIN = 5
+# A tenant lock lives this long unless the job holding it renews it, every
+# LOCK_RENEW seconds while it runs; so the lock of a job whose process was
+# killed frees its tenant within seconds, not at the end of the job timeout.
+LOCK_TTL = 10
+LOCK_RENEW = LOCK_TTL / 3
+# A job finding its tenant locked waits this long, then is given back for a
+# retry: the worker moves on to other tenants instead of idling.
+LOCK_WAIT = 1
 RESTART_DELAY = 2
 
 
@@ -153,19 +161,56 @@ def upsert_tenant(tenant_id: str) -> dict[str, Any]:
     job_id = _job_id()
     # Cleared before the work, so an event during it queues one more run.
     clear_pending(redis, keys, tenant_id, job_id)
+    with _measured(current, UPSERT), tenant_lock(redis, keys, tenant_id):
+        outcome = _upsert(current, tenant_id, job_id)
+    return outcome.to_dict()
+
+
+@contextmanager
+def tenant_lock(redis: Redis, keys: Keys, tenant_id: str) -> Iterator[None]:
+    """Hold the tenant's lock for the block, renewed while it runs.
+
+    Raises TenantBusy, a retryable error, when another job holds the lock
+    for longer than LOCK_WAIT seconds.
+    """
+    # Not thread-local: the renewing thread must see the lock's token.
     lock = redis.lock(
         keys.tenant_lock(tenant_id),
-        timeout=current.settings.job_timeout + LOCK_MARGIN,
-        blocking_timeout=max(current.settings.job_timeout // 4, 1),
+        timeout=LOCK_TTL,
+        blocking_timeout=LOCK_WAIT,
+        thread_local=False,
     )
-    with _measured(current, UPSERT):
-        if not lock.acquire():
-            raise TenantBusy("another worker is syncing it", tenant_id=tenant_id)
+    if not lock.acquire():
+        raise TenantBusy("another job is syncing it", tenant_id=tenant_id)
+    done = threading.Event()
+    renewer = threading.Thread(target=_renew, args=(lock, done, tenant_id), daemon=True)
+    renewer.start()
+    try:
+        yield
+    finally:
+        done.set()
+        renewer.join()
+        _release(lock, tenant_id)
+
+
+def _renew(lock: Lock, done: threading.Event, tenant_id: str) -> None:
+    while not done.wait(LOCK_RENEW):
         try:
-            outcome = _upsert(current, tenant_id, job_id)
-        finally:
-            lock.release()
-    return outcome.to_dict()
+            lock.reacquire()
+        except LockError:
+            log.warning("tenant %s: lost its lock while syncing", tenant_id)
+            return
+        except RedisError as exc:
+            # The lock outlives two missed renewals; try again on the next.
+            log.warning("tenant %s: could not renew its lock: %s", tenant_id, exc)
+
+
+def _release(lock: Lock, tenant_id: str) -> None:
+    try:
+        lock.release()
+    except (LockError, RedisError) as exc:
+        # It expires by itself within LOCK_TTL; the job's own outcome matters more.
+        log.warning("tenant %s: could not release its lock: %s", tenant_id, exc)
 
 
 def _upsert(current: Runtime, tenant_id: str, job_id: str) -> Outcome:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 
 from sandbox.process import REPO
@@ -27,6 +27,7 @@ from tests.integration.worker_support import (
     tracked_processes,
     wait_until,
 )
+from worker.jobs import LOCK_TTL
 from worker.queueing import enqueue_upsert, job_report
 
 pytestmark = pytest.mark.integration
@@ -152,6 +153,10 @@ def test_a_worker_killed_mid_upsert_leaves_no_duplicate(scene, processes):
 
     stop(worker, signal.SIGKILL)
     sandbox.control("POST", "/config", {"latency_ms": 0})
+    # Nothing renews the dead job's lock, so it frees the tenant within seconds.
+    lock = Keys(env["SYNC_REDIS_PREFIX"]).tenant_lock(tenant["id"])
+    assert 0 < connection.pttl(lock) <= LOCK_TTL * 1000
+    wait_until(lambda: not connection.exists(lock), LOCK_TTL + 2)
     # RQ notices an abandoned job a minute after its last heartbeat, at its next
     # maintenance (every 10 minutes by default): run that clean-up now instead.
     queue = Queue(env["SYNC_QUEUE"], connection=connection)
@@ -160,6 +165,31 @@ def test_a_worker_killed_mid_upsert_leaves_no_duplicate(scene, processes):
 
     wait_until(lambda: state_of(connection, env, job_id) == "finished", 90)
     assert len(named(sandbox, tenant["name"])) == 1
+
+
+def test_a_lock_left_by_a_dead_job_does_not_stall_other_tenants(scene, processes):
+    sandbox, env, connection = scene
+    # A long job timeout: a worker that waited on a lock for a share of it
+    # would leave the other tenant queued for many seconds.
+    env.update(SYNC_JOB_TIMEOUT="60", SYNC_RETRY_DELAYS="2 2 2 2 2")
+    settings = settings_of(env)
+    locked, free = active_tenant(sandbox, 0), active_tenant(sandbox, 1)
+    lock = Keys(settings.redis_prefix).tenant_lock(locked["id"])
+    connection.set(lock, "the token of a job that died", px=8000)
+    start_worker(processes, env)
+    queue = Queue(env["SYNC_QUEUE"], connection=connection)
+    wait_until(lambda: Worker.count(queue=queue) == 1)
+
+    waiting = enqueue_upsert(connection, settings, locked["id"], source="test")
+    started = time.monotonic()
+    done = enqueue_upsert(connection, settings, free["id"], source="test")
+
+    wait_until(lambda: state_of(connection, env, done) == "finished", 5)
+    assert time.monotonic() - started < 5
+    assert state_of(connection, env, waiting) in {"scheduled", "queued", "started"}
+    wait_until(lambda: state_of(connection, env, waiting) == "finished", 30)
+    assert len(named(sandbox, locked["name"])) == 1
+    assert retried(connection, env) >= 1
 
 
 def retried(connection: redis.Redis, env: dict[str, str]) -> int:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
 from rq.exceptions import AbandonedJobError
 
-from sync.errors import LinkConflict, RemoteUnavailable
+from sync.errors import LinkConflict, RemoteUnavailable, RetryableError
 from sync.keys import Keys
 from sync.settings import Settings
-from worker import metrics
+from worker import jobs, metrics
+from worker.jobs import TenantBusy
 from worker.queueing import (
     clear_pending,
     enqueue_upsert,
@@ -166,3 +168,28 @@ def test_calls_since_keeps_only_what_grew():
         "alga GET /clients 200": 2,
         "acronis GET /tenants 200": 1,
     }
+
+
+def test_a_locked_tenant_gives_the_job_back_within_a_second(redis):
+    keys = Keys("unit")
+    redis.set(keys.tenant_lock(TENANT), "a dead job's token", ex=60)
+    started = time.monotonic()
+
+    with pytest.raises(TenantBusy), jobs.tenant_lock(redis, keys, TENANT):
+        pytest.fail("the block ran without the lock")
+
+    assert time.monotonic() - started < jobs.LOCK_WAIT + 0.5
+    assert isinstance(TenantBusy("busy"), RetryableError)
+
+
+def test_the_tenant_lock_is_short_lived_but_renewed_while_held(redis, monkeypatch):
+    monkeypatch.setattr(jobs, "LOCK_TTL", 1)
+    monkeypatch.setattr(jobs, "LOCK_RENEW", 0.2)
+    key = Keys("unit").tenant_lock(TENANT)
+
+    with jobs.tenant_lock(redis, Keys("unit"), TENANT):
+        assert 0 < redis.pttl(key) <= 1000
+        time.sleep(1.6)
+        assert redis.exists(key)
+
+    assert not redis.exists(key)
