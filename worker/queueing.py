@@ -22,7 +22,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from redis import Redis
+from redis import Redis, RedisError
 from rq import Callback, Queue, Retry
 from rq.exceptions import AbandonedJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job
@@ -93,7 +93,7 @@ def enqueue_upsert(
     running one: a pending marker (SET NX) holds the queued job's id until the
     job starts. Raises ValueError when ``tenant_id`` is not a UUID.
     """
-    if not UUID_PATTERN.match(tenant_id):
+    if not UUID_PATTERN.fullmatch(tenant_id):
         raise ValueError(f"{tenant_id!r} is not a tenant id (a UUID)")
     keys = Keys(settings.redis_prefix)
     marker = keys.pending_upsert(tenant_id)
@@ -107,11 +107,30 @@ def enqueue_upsert(
             break
     options = _options(settings, UPSERT, source)
     options["meta"]["tenant_id"] = tenant_id
-    sync_queue(redis, settings).enqueue(
-        "worker.jobs.upsert_tenant", tenant_id, job_id=job_id, **options
-    )
+    try:
+        sync_queue(redis, settings).enqueue(
+            "worker.jobs.upsert_tenant", tenant_id, job_id=job_id, **options
+        )
+    except BaseException:
+        # A marker naming a job that was never queued would hold back every
+        # event for the tenant until it expires.
+        _forget_marker(redis, keys, tenant_id, job_id)
+        raise
     log.debug("tenant %s: job %s enqueued (%s)", tenant_id, job_id, source)
     return job_id
+
+
+def _forget_marker(redis: Redis, keys: Keys, tenant_id: str, job_id: str) -> None:
+    try:
+        clear_pending(redis, keys, tenant_id, job_id)
+    except RedisError as exc:
+        log.warning(
+            "tenant %s: job %s was not queued and its marker stays for %d s: %s",
+            tenant_id,
+            job_id,
+            PENDING_TTL,
+            exc,
+        )
 
 
 def _text(value: bytes | str) -> str:

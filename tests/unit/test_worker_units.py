@@ -7,6 +7,8 @@ from zoneinfo import ZoneInfo
 
 import fakeredis
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from rq import Queue
 from rq.exceptions import AbandonedJobError
 
 from sync.errors import LinkConflict, RemoteUnavailable, RetryableError
@@ -58,6 +60,29 @@ def test_job_ids_keep_a_uuid_and_hash_anything_else():
 def test_enqueue_upsert_refuses_an_id_that_is_not_a_uuid(redis, settings):
     with pytest.raises(ValueError, match="not a tenant id"):
         enqueue_upsert(redis, settings, "../etc", source="test")
+
+
+def test_enqueue_upsert_refuses_a_uuid_with_a_trailing_newline(redis, settings):
+    with pytest.raises(ValueError, match="not a tenant id"):
+        enqueue_upsert(redis, settings, TENANT + "\n", source="test")
+
+    assert queue_depth(redis, settings) == 0
+
+
+def test_a_failed_enqueue_leaves_no_marker_behind(redis, settings, monkeypatch):
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise RedisConnectionError("connection reset")
+
+    keys = Keys(settings.redis_prefix)
+    with monkeypatch.context() as patched:
+        patched.setattr(Queue, "enqueue", refuse)
+        with pytest.raises(RedisConnectionError):
+            enqueue_upsert(redis, settings, TENANT, source="test")
+
+    assert redis.get(keys.pending_upsert(TENANT)) is None
+    later = enqueue_upsert(redis, settings, TENANT, source="test")
+    assert later == f"upsert-{TENANT}-2"
+    assert queue_depth(redis, settings) == 1
 
 
 def test_a_burst_queues_one_job_until_it_starts(redis, settings):
