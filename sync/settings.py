@@ -46,8 +46,9 @@ DEFAULT_MAX_BODY_BYTES = 256 * 1024
 DEFAULT_QUEUE = "sync"
 DEFAULT_RETRY_DELAYS = "10 60 300 900"
 
+# \Z, not $: a $ would also match before a final newline, letting "<uuid>\n" in.
 UUID_PATTERN = re.compile(
-    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+    r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
 )
 FIELD_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

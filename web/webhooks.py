@@ -176,7 +176,7 @@ def tenant_ids_in(payload: Any) -> list[str]:
     found = [_tenant_id_of(item) for item in items]
     if not found:
         raise ApiError(400, "no_tenant", "the delivery names no tenant")
-    bad = [tenant_id for tenant_id in found if not UUID_PATTERN.match(tenant_id)]
+    bad = [tenant_id for tenant_id in found if not UUID_PATTERN.fullmatch(tenant_id)]
     if bad:
         raise ApiError(400, "bad_tenant_id", "every tenant id must be a UUID")
     return list(dict.fromkeys(tenant_id.lower() for tenant_id in found))
@@ -184,7 +184,7 @@ def tenant_ids_in(payload: Any) -> list[str]:
 
 def _tenant_id_of(item: Any) -> str:
     if isinstance(item, str):
-        return item.strip()
+        return item
     if isinstance(item, dict):
         for path in (("tenant_id",), ("tenant", "id"), ("data",)):
             value = _dig(item, path)

@@ -16,13 +16,14 @@ from flask.testing import FlaskClient
 
 from sync.keys import Keys
 from sync.links import Link, RedisLinkStore
-from sync.settings import Settings
+from sync.settings import UUID_PATTERN, Settings
 from tests.unit.test_web_routes import (
     ALGA_SECRET,
     TENANT,
     TOKEN,
     RecordingQueue,
     assert_error,
+    post_acronis,
     signed,
 )
 from tests.unit.test_web_routes import settings as settings
@@ -139,3 +140,24 @@ def test_a_chunked_alga_body_over_the_limit_is_413(client) -> None:
     response = chunked(client, "/webhooks/alga", padded(LIMIT + 1), headers)
 
     assert_error(response, 413, "too_large")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        TENANT + "\n",
+        [TENANT + "\n"],
+        {"tenant_id": TENANT + "\n"},
+        {"data": {"id": TENANT + "\n"}},
+    ],
+)
+def test_a_tenant_id_with_a_trailing_newline_is_400(client, queue, payload) -> None:
+    assert_error(post_acronis(client, payload), 400, "bad_tenant_id")
+    assert queue.upserts == []
+
+
+def test_the_uuid_pattern_ends_at_the_end_of_the_string() -> None:
+    # Callers that use .match must not let a trailing newline through either.
+    assert UUID_PATTERN.match(TENANT)
+    assert UUID_PATTERN.match(TENANT + "\n") is None
+    assert UUID_PATTERN.match(TENANT + "\nx") is None
