@@ -229,7 +229,10 @@ def _queue_redis(ctx: click.Context) -> tuple[redis.Redis, Settings]:
 def failed(ctx: click.Context) -> None:
     """List the jobs that failed for good: id, tenant, reason and when."""
     connection, settings = _queue_redis(ctx)
-    for job in failed_jobs(connection, settings):
+    jobs = failed_jobs(connection, settings)
+    if not jobs:
+        out.print("No failed jobs.", highlight=False)
+    for job in jobs:
         tenant = job.tenant_id or "-"
         out.print(f"{job.id}  {tenant}  {job.ended_at}  ", end="", highlight=False)
         out.print(job.reason, markup=False, highlight=False)

@@ -110,6 +110,7 @@ def test_a_permanent_error_fails_at_once_and_can_be_requeued(scene, processes):
     fault = {"service": "alga", "status": 400, "method": "POST", "path": "^/clients$"}
     sandbox.control("POST", "/faults", fault)
     start_worker(processes, env)
+    assert run_cli(env, "failed") == "No failed jobs.\n"
 
     job_id = enqueue_upsert(connection, settings_of(env), tenant["id"], source="test")
 
@@ -119,6 +120,7 @@ def test_a_permanent_error_fails_at_once_and_can_be_requeued(scene, processes):
     assert retried(connection, env) == 0
     listed = run_cli(env, "failed")
     assert job_id in listed and tenant["id"] in listed and "400" in listed
+    assert "No failed jobs." not in listed
 
     sandbox.control("DELETE", "/faults")
     assert "requeued 1" in run_cli(env, "requeue", "--all")
