@@ -33,6 +33,8 @@ blueprint = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 
 # More tenants than this in one delivery is refused, not half queued.
 MAX_TENANTS_PER_DELIVERY = 1000
+# How many ``data`` envelopes may wrap the tenant of a delivery.
+MAX_DATA_DEPTH = 4
 # A webhook id is remembered a little longer than a signature stays valid.
 REPLAY_WINDOW_SECONDS = 2 * TOLERANCE_SECONDS + 60
 JSON_TYPES = ("application/json",)
@@ -96,6 +98,10 @@ def _parse_json(body: bytes) -> Any:
         return json.loads(body)
     except ValueError:
         raise ApiError(400, "malformed_json", "the body is not valid JSON") from None
+    except RecursionError:
+        raise ApiError(
+            400, "malformed_json", "the body nests its JSON too deeply"
+        ) from None
 
 
 def _authenticate_acronis(svc: Service, body: bytes) -> str | None:
@@ -182,21 +188,40 @@ def tenant_ids_in(payload: Any) -> list[str]:
     return list(dict.fromkeys(tenant_id.lower() for tenant_id in found))
 
 
-def _tenant_id_of(item: Any) -> str:
+def _tenant_id_of(item: Any, depth: int = 0) -> str:
     if isinstance(item, str):
         return item
     if isinstance(item, dict):
-        for path in (("tenant_id",), ("tenant", "id"), ("data",)):
+        for path in (("tenant_id",), ("tenant", "id")):
             value = _dig(item, path)
             if value is not None:
-                return _tenant_id_of(value) if path == ("data",) else str(value)
+                return _id_string(value)
+        data = item.get("data")
+        if data is not None:
+            # An envelope wraps its event once or twice; deeper is an attack
+            # on the stack, not a delivery.
+            if depth >= MAX_DATA_DEPTH:
+                raise ApiError(
+                    400,
+                    "bad_event",
+                    f"the tenant is nested in over {MAX_DATA_DEPTH} levels of data",
+                )
+            return _tenant_id_of(data, depth + 1)
         if "id" in item and "type" not in item:
-            return str(item["id"])
+            return _id_string(item["id"])
     raise ApiError(
         400,
         "no_tenant",
         "name the tenant as a UUID string, tenant_id, tenant.id or data.id",
     )
+
+
+def _id_string(value: Any) -> str:
+    # Only a string can be a UUID; anything else is refused unprinted, as
+    # printing a deeply nested value would recurse as deep.
+    if not isinstance(value, str):
+        raise ApiError(400, "bad_tenant_id", "every tenant id must be a UUID")
+    return value
 
 
 def _dig(item: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -231,7 +256,9 @@ def alga() -> tuple[Response, int]:
 
 
 def _follow_alga_event(svc: Service, payload: dict[str, Any]) -> dict[str, Any]:
-    event = str(payload.get("event") or payload.get("type") or "")
+    event = payload.get("event") or payload.get("type") or ""
+    if not isinstance(event, str):
+        return {"accepted": True, "ignored": "the event name is not a string"}
     client_id = _client_id_of(payload)
     if not event.startswith("client.") or client_id is None:
         return {"accepted": True, "ignored": f"not a client event: {event!r}"}

@@ -161,3 +161,68 @@ def test_the_uuid_pattern_ends_at_the_end_of_the_string() -> None:
     assert UUID_PATTERN.match(TENANT)
     assert UUID_PATTERN.match(TENANT + "\n") is None
     assert UUID_PATTERN.match(TENANT + "\nx") is None
+
+
+def brackets(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+def nested_data(depth: int) -> bytes:
+    """``{"data": {"data": ... {"id": TENANT} ...}}``, ``depth`` levels deep."""
+    inner = json.dumps({"id": TENANT}).encode()
+    return b'{"data": ' * depth + inner + b"}" * depth
+
+
+def test_a_hundred_thousand_brackets_are_malformed_json(roomy_client, queue) -> None:
+    body = brackets(100_000)
+
+    response = roomy_client.post("/webhooks/acronis", data=body, headers=signed(body))
+
+    assert_error(response, 400, "malformed_json")
+    assert queue.upserts == []
+
+
+@pytest.mark.parametrize(
+    ("depth", "code"), [(5, "bad_event"), (900, "bad_event"), (5000, "malformed_json")]
+)
+def test_deeply_nested_data_objects_are_400(roomy_client, queue, depth, code) -> None:
+    body = nested_data(depth)
+
+    response = roomy_client.post("/webhooks/acronis", data=body, headers=signed(body))
+
+    assert_error(response, 400, code)
+    assert queue.upserts == []
+
+
+def test_a_deeply_nested_tenant_id_is_not_printed(roomy_client, queue) -> None:
+    body = b'{"tenant_id": ' + brackets(900) + b"}"
+
+    response = roomy_client.post("/webhooks/acronis", data=body, headers=signed(body))
+
+    assert_error(response, 400, "bad_tenant_id")
+
+
+def test_a_few_levels_of_data_are_still_followed(client, queue) -> None:
+    body = nested_data(3)
+
+    response = client.post("/webhooks/acronis", data=body, headers=signed(body))
+
+    assert response.status_code == 202
+    assert queue.upserts == [(TENANT, "webhook")]
+
+
+def test_deeply_nested_alga_json_is_malformed(roomy_client, queue) -> None:
+    body = b'{"event": "client.updated", "data": ' + brackets(100_000) + b"}"
+
+    assert_error(alga_signed(roomy_client, body), 400, "malformed_json")
+    assert queue.upserts == []
+
+
+def test_a_deeply_nested_alga_event_name_is_ignored(roomy_client, queue) -> None:
+    body = b'{"event": ' + brackets(900) + b', "data": {"client_id": "c"}}'
+
+    response = alga_signed(roomy_client, body)
+
+    assert response.status_code == 202
+    assert "ignored" in response.get_json()
+    assert queue.upserts == []
