@@ -9,6 +9,7 @@ and ages, never tenant data.
 from __future__ import annotations
 
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +32,8 @@ DEFAULT_PAGE = 50
 MAX_PAGE = 500
 TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"", "0", "false", "no", "off"})
+# The ids RQ accepts, and a length no job id of ours comes near.
+JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def require_operator(svc: Service) -> None:
@@ -93,6 +96,9 @@ def job(job_id: str) -> Response:
     """The state and result of one job."""
     svc = service()
     require_operator(svc)
+    if not JOB_ID_PATTERN.fullmatch(job_id):
+        # RQ refuses such an id with an error of its own; none of ours has one.
+        raise ApiError(404, "not_found", "no job has such an id")
     report = svc.jobs.report(job_id)
     if report is None:
         raise ApiError(404, "unknown_job", "no such job, or its result has expired")

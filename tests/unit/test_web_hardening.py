@@ -226,3 +226,27 @@ def test_a_deeply_nested_alga_event_name_is_ignored(roomy_client, queue) -> None
     assert response.status_code == 202
     assert "ignored" in response.get_json()
     assert queue.upserts == []
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["\u00fc", "%2e%2e", "a%20b", "*", "a%00b", "it's", "%3Cb%3E", "a.b", "x" * 129],
+)
+def test_job_ids_outside_the_rq_alphabet_are_404(client, queue, job_id) -> None:
+    assert_error(client.get(f"/jobs/{job_id}", headers=BEARER), 404, "not_found")
+    assert queue.asked == []
+
+
+def test_a_job_id_in_the_rq_alphabet_is_looked_up(client, queue) -> None:
+    assert client.get("/jobs/reconcile-1", headers=BEARER).status_code == 200
+    assert_error(client.get("/jobs/A_b-9", headers=BEARER), 404, "unknown_job")
+    assert queue.asked == ["reconcile-1", "A_b-9"]
+
+
+@pytest.mark.parametrize("job_id", ["\u00fc", "%2e%2e", "a b", "it's", "<b>"])
+def test_odd_job_ids_never_reach_rq(settings: Settings, job_id) -> None:
+    client = create_app(settings, fakeredis.FakeRedis()).test_client()
+
+    response = client.get(f"/jobs/{job_id}", headers=BEARER)
+
+    assert_error(response, 404, "not_found")
