@@ -141,7 +141,8 @@ def _enqueue_all(svc: Service, tenant_ids: list[str], replay_key: str | None) ->
         for tenant_id in tenant_ids:
             job_id = svc.jobs.enqueue_upsert(tenant_id, source="webhook")
             jobs.append({"tenant_id": tenant_id, "job_id": job_id})
-    except redis.RedisError:
+    except BaseException:
+        # Whatever stopped the queueing, the sender's retry must get through.
         _forget(svc, replay_key)
         raise
     return jobs
@@ -249,7 +250,7 @@ def alga() -> tuple[Response, int]:
     replay_key = _remember(svc, "alga", signature)
     try:
         answer = _follow_alga_event(svc, payload)
-    except redis.RedisError:
+    except BaseException:
         _forget(svc, replay_key)
         raise
     return jsonify(answer), 202

@@ -250,3 +250,25 @@ def test_odd_job_ids_never_reach_rq(settings: Settings, job_id) -> None:
     response = client.get(f"/jobs/{job_id}", headers=BEARER)
 
     assert_error(response, 404, "not_found")
+
+
+def test_a_failed_enqueue_forgets_the_webhook_id(client, queue) -> None:
+    queue.broken = True
+    assert_error(post_acronis(client, TENANT, message_id="m1"), 500, "internal_error")
+
+    queue.broken = False
+    assert post_acronis(client, TENANT, message_id="m1").status_code == 202
+    assert queue.upserts == [(TENANT, "webhook")]
+
+
+def test_a_failed_alga_enqueue_forgets_the_signature(client, queue, linked) -> None:
+    body = json.dumps(
+        {"event": "client.updated", "data": {"client_id": "client-7"}}
+    ).encode()
+    queue.broken = True
+    first = alga_signed(client, body)
+    queue.broken = False
+
+    assert_error(first, 500, "internal_error")
+    assert alga_signed(client, body).status_code == 202
+    assert queue.upserts == [(TENANT, "alga")]
