@@ -172,5 +172,14 @@ def last_success_age(summary: dict[str, Any] | None) -> float | None:
 def metrics() -> Response:
     """Counters shared by every process, in the Prometheus text format."""
     svc = service()
+    try:
+        # The collector leaves out what Redis cannot give; a scrape of
+        # nothing must show as failed, not as an empty success.
+        svc.redis.ping()
+    except redis.RedisError as exc:
+        log.warning("metrics: Redis does not answer (%s)", type(exc).__name__)
+        raise ApiError(
+            503, "metrics_unavailable", "Redis does not answer: no counters to show"
+        ) from exc
     text = generate_latest(collect(svc.redis, svc.settings))
     return Response(text, content_type=CONTENT_TYPE_LATEST)

@@ -11,6 +11,7 @@ from typing import Any
 
 import fakeredis
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -272,3 +273,19 @@ def test_a_failed_alga_enqueue_forgets_the_signature(client, queue, linked) -> N
     assert_error(first, 500, "internal_error")
     assert alga_signed(client, body).status_code == 202
     assert queue.upserts == [(TENANT, "alga")]
+
+
+def test_metrics_without_redis_is_503(settings: Settings, queue) -> None:
+    down = redis.Redis(port=1, socket_connect_timeout=0.2)
+    client = create_app(settings, down, jobs=queue).test_client()
+
+    response = client.get("/metrics")
+
+    assert_error(response, 503, "metrics_unavailable")
+
+
+def test_metrics_with_redis_are_text(client) -> None:
+    response = client.get("/metrics")
+
+    assert response.status_code == 200
+    assert b"sync_queue_depth" in response.data
