@@ -6,6 +6,15 @@ its static files included, asks for HTTP Basic credentials first. The
 credentials are ``ADMIN_USERNAME`` and ``ADMIN_PASSWORD``, compared in
 constant time. Without ``ADMIN_PASSWORD`` the dashboard is not mounted at
 all and its paths answer 404.
+
+A browser sends a saved Basic login along with requests other sites make
+it send, so the login alone does not show the admin meant a request. The
+guard therefore refuses, with 403, any request the browser marks as coming
+from another site (``Sec-Fetch-Site``) or whose ``Origin`` is not this
+server; and a request that changes something (any method but GET and HEAD,
+and the dashboard's acting GET paths) must show this server as its
+``Origin`` or ``Referer``. The origin is compared by host and port only, so
+that TLS ended at a proxy in front does not refuse the admin.
 """
 
 from __future__ import annotations
@@ -13,12 +22,14 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import rq_dashboard
 from flask import Flask, Response, request
 from rq_dashboard.web import setup_rq_connection
 
 from sync.settings import Settings
+from web.errors import error_response
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +38,11 @@ REALM = "alga-acronis-sync admin"
 # Milliseconds between the dashboard's own refreshes (its default is 2,500):
 # each refresh reads every registry, so a slower pace spares Redis.
 POLL_INTERVAL_MS = 5000
+# Path segments of the dashboard's routes that change jobs or queues; the
+# requeue of a whole queue answers a GET.
+ACTING_SEGMENTS = frozenset({"requeue", "delete", "empty", "compact"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
 
 
 def register_dashboard(app: Flask, settings: Settings, redis_url: str) -> None:
@@ -53,11 +69,60 @@ def _guard(settings: Settings) -> Callable[[], Response | None]:
     def check() -> Response | None:
         if not _under_prefix(request.path):
             return None
-        if _authorized(username, password):
-            return None
-        return challenge()
+        reason = _foreign_reason()
+        if reason:
+            log.warning("dashboard: refused %s %s (%s)", request.method, PREFIX, reason)
+            return error_response(
+                403, "cross_site", f"the job dashboard refuses {reason}"
+            )
+        if not _authorized(username, password):
+            return challenge()
+        if _acts(request.method, request.path) and not _shows_own_origin():
+            return error_response(
+                403,
+                "cross_site",
+                "a change in the job dashboard needs an Origin or Referer "
+                "of this server: use the dashboard's own buttons",
+            )
+        return None
 
     return check
+
+
+def _foreign_reason() -> str:
+    """Why the request seems sent by another site, or "" when it does not."""
+    if request.headers.get("Sec-Fetch-Site", "").lower() in FOREIGN_FETCH_SITES:
+        return "requests sent from another site"
+    origin = request.headers.get("Origin")
+    if origin is not None and not _is_own(origin):
+        return "requests from another origin"
+    return ""
+
+
+def _acts(method: str, path: str) -> bool:
+    """Whether a dashboard request changes jobs or queues."""
+    if method.upper() not in SAFE_METHODS:
+        return True
+    return not ACTING_SEGMENTS.isdisjoint(path.split("/"))
+
+
+def _shows_own_origin() -> bool:
+    origin = request.headers.get("Origin")
+    if origin is not None:
+        return _is_own(origin)
+    referer = request.headers.get("Referer")
+    return referer is not None and _is_own(referer)
+
+
+def _is_own(url: str) -> bool:
+    """Whether ``url`` (an Origin or a Referer) names this server."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.netloc.lower()
+    except ValueError:
+        return False
+    own = request.host.lower()
+    return parts.scheme in {"http", "https"} and bool(host) and host == own
 
 
 def _under_prefix(path: str) -> bool:
@@ -80,11 +145,11 @@ def _authorized(username: bytes, password: bytes) -> bool:
 
 def challenge() -> Response:
     """The 401 answer that makes a browser ask for the admin login."""
-    return Response(
-        "Log in as the admin (ADMIN_USERNAME / ADMIN_PASSWORD) to see the jobs.\n",
+    return error_response(
         401,
+        "unauthorized",
+        "log in as the admin (ADMIN_USERNAME / ADMIN_PASSWORD) to see the jobs",
         {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
-        mimetype="text/plain",
     )
 
 

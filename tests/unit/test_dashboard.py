@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import socket
 
+import fakeredis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -63,6 +64,8 @@ def test_no_credentials_get_a_login_challenge(client: FlaskClient, path: str) ->
 
     assert response.status_code == 401
     assert response.headers["WWW-Authenticate"].startswith("Basic realm=")
+    assert response.is_json
+    assert response.get_json()["error"]["code"] == "unauthorized"
 
 
 def test_requeue_all_is_refused_without_credentials(client: FlaskClient) -> None:
@@ -131,3 +134,99 @@ def test_without_admin_password_the_dashboard_is_not_there(
         assert client.get("/rq/", headers=headers).status_code == 404
         assert client.get("/rq/requeue/sync", headers=headers).status_code == 404
     assert client.get("/health").status_code == 200
+
+
+OWN = "http://localhost"
+ADMIN = basic("admin", PASSWORD)
+
+
+@pytest.fixture
+def acting_client(client: FlaskClient) -> FlaskClient:
+    """The dashboard on a fake Redis, so that a request let through succeeds."""
+    client.application.redis_conn = fakeredis.FakeRedis()  # type: ignore[attr-defined]
+    return client
+
+
+def assert_refused(response) -> None:
+    assert response.status_code == 403
+    assert response.is_json
+    assert response.get_json()["error"]["code"] == "cross_site"
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site", "Cross-Site"])
+def test_a_request_from_another_site_is_refused(client: FlaskClient, site) -> None:
+    response = client.get("/rq/", headers={**ADMIN, "Sec-Fetch-Site": site})
+
+    assert_refused(response)
+
+
+@pytest.mark.parametrize("site", ["same-origin", "none"])
+def test_a_request_from_this_site_is_let_on(client: FlaskClient, site) -> None:
+    response = client.get("/rq/", headers={**ADMIN, "Sec-Fetch-Site": site})
+
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        "https://evil.example",
+        "http://localhost.evil.example",
+        "http://localhost:8080",
+        "null",
+        "javascript://localhost",
+    ],
+)
+def test_a_foreign_origin_is_refused(acting_client: FlaskClient, origin) -> None:
+    headers = {**ADMIN, "Origin": origin}
+
+    assert_refused(acting_client.get("/rq/", headers=headers))
+    assert_refused(acting_client.post("/rq/requeue/sync", headers=headers))
+
+
+def test_a_foreign_origin_is_refused_before_the_login(client: FlaskClient) -> None:
+    assert_refused(client.get("/rq/", headers={"Origin": "https://evil.example"}))
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/rq/requeue/sync"),
+        ("GET", "/rq/requeue/sync"),
+        ("POST", "/rq/job/some-job/delete"),
+        ("POST", "/rq/job/some-job/requeue"),
+        ("POST", "/rq/queue/sync/failed/empty"),
+        ("POST", "/rq/queue/sync/compact"),
+    ],
+)
+def test_a_change_without_origin_or_referer_is_refused(
+    acting_client: FlaskClient, method: str, path: str
+) -> None:
+    response = acting_client.open(path, method=method, headers=ADMIN)
+
+    assert_refused(response)
+
+
+def test_a_change_with_a_foreign_referer_is_refused(acting_client) -> None:
+    headers = {**ADMIN, "Referer": "https://evil.example/rq/"}
+
+    assert_refused(acting_client.get("/rq/requeue/sync", headers=headers))
+
+
+@pytest.mark.parametrize(
+    "proof", [{"Origin": OWN}, {"Referer": OWN + "/rq/0/view/jobs"}]
+)
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_change_from_the_dashboard_itself_goes_through(
+    acting_client: FlaskClient, proof: dict[str, str], method: str
+) -> None:
+    response = acting_client.open(
+        "/rq/requeue/sync", method=method, headers={**ADMIN, **proof}
+    )
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "OK", "count": 0}
+
+
+def test_reading_needs_no_origin(client: FlaskClient) -> None:
+    assert client.get("/rq/", headers=ADMIN).status_code == 200
