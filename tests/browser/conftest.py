@@ -19,9 +19,8 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from playwright.sync_api import BrowserContext, Page, ViewportSize, sync_playwri
 
 from bench.webhooks import wait_until_up
 from sandbox.process import REPO, RunningSandbox, free_port, run_sandbox
+from tests.browser.support import SCREENSHOTS, Camera, Stack
 from tests.integration.conftest import SETTING_NAMES, redis_url
 from tests.integration.worker_support import RQ, drop_queue, stop
 
@@ -48,13 +48,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SKIP_VARIABLE = "SKIP_BROWSER_TESTS"
-SCREENSHOTS = Path(__file__).parent / "screenshots"
 GUNICORN = Path(sys.executable).parent / "gunicorn"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 # Long enough for a page that waits on a sandbox call, short enough to fail fast.
 ACTION_TIMEOUT_MS = 15_000
-ADMIN_USERNAME = "admin"
-ADMIN_PASSWORD = "correct horse battery staple"
 # The generated tenant that gets a hand-made look-alike client in AlgaPSA.
 LOOKALIKE_OF = "Blue River Engineering Inc."
 LOOKALIKE_NAME = "BLUE RIVER ENGINEERING Incorporated"
@@ -63,43 +60,6 @@ SANDBOX_TENANTS = "6"
 # A service still running this long after SIGTERM is killed: the tests need
 # nothing from a graceful stop, only that every process is gone.
 HALT_SECONDS = 5
-
-
-@dataclass
-class Stack:
-    """A running stack and what a test needs to drive and inspect it."""
-
-    base_url: str
-    sandbox: RunningSandbox
-    redis: redis.Redis
-    env: dict[str, str]
-    data_dir: Path
-    tenant: dict[str, Any]
-    lookalike: dict[str, Any]
-    logs: list[Path] = field(default_factory=list)
-
-    def url(self, path: str) -> str:
-        return self.base_url + path
-
-    @property
-    def prefix(self) -> str:
-        return self.env["SYNC_REDIS_PREFIX"]
-
-    @property
-    def queue(self) -> str:
-        return self.env["SYNC_QUEUE"]
-
-    def secrets(self) -> dict[str, str]:
-        """Every secret the stack knows, by name: none may ever be shown."""
-        given = self.sandbox.settings
-        return {
-            "ACRONIS_CLIENT_SECRET": given["ACRONIS_CLIENT_SECRET"],
-            "ALGA_API_TOKEN": given["ALGA_API_TOKEN"],
-            "ADMIN_PASSWORD": ADMIN_PASSWORD,
-        }
-
-    def log_text(self) -> str:
-        return "\n".join(path.read_text(errors="replace") for path in self.logs)
 
 
 def chromium_problem() -> str | None:
@@ -246,14 +206,8 @@ def page(browser: BrowserContext) -> Page:
     return browser.pages[0] if browser.pages else browser.new_page()
 
 
-@pytest.fixture(scope="session")
-def screenshot() -> Callable[[Page, str], Path]:
-    """Save the whole page as ``screenshots/<name>.png``; return the file."""
+@pytest.fixture(scope="module")
+def screenshot() -> Camera:
+    """The module's camera; its HTML is searched for secrets at the end."""
     SCREENSHOTS.mkdir(exist_ok=True)
-
-    def take(page: Page, name: str) -> Path:
-        path = SCREENSHOTS / f"{name}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return take
+    return Camera()

@@ -8,32 +8,23 @@ screenshot in ``tests/browser/screenshots``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import ADMIN_PASSWORD, ADMIN_USERNAME, Stack
+from tests.browser.support import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    Camera,
+    Stack,
+    remote_values,
+)
 
 pytestmark = pytest.mark.integration
-
-Shoot = Callable[[Page, str], Path]
 
 
 def fill_remotes(page: Page, stack: Stack, **changes: str) -> None:
     """Type both remotes' settings into the wizard, with ``changes`` by field id."""
-    given = stack.sandbox.settings
-    values = {
-        "acronis_base_url": given["ACRONIS_BASE_URL"],
-        "acronis_client_id": given["ACRONIS_CLIENT_ID"],
-        "acronis_client_secret": given["ACRONIS_CLIENT_SECRET"],
-        "acronis_tenant_id": given["ACRONIS_TENANT_ID"],
-        "alga_base_url": given["ALGA_BASE_URL"],
-        "alga_api_token": given["ALGA_API_TOKEN"],
-        **changes,
-    }
-    for field_id, value in values.items():
+    for field_id, value in {**remote_values(stack), **changes}.items():
         page.fill(f"#{field_id}", value)
 
 
@@ -42,7 +33,7 @@ def probe(page: Page, remote: str) -> None:
     expect(page.locator(f"#result-{remote}")).not_to_have_text("Testing…")
 
 
-def test_a_fresh_start_leads_to_the_setup(page: Page, stack: Stack, screenshot: Shoot):
+def test_a_fresh_start_leads_to_the_setup(page: Page, stack: Stack, screenshot: Camera):
     page.goto(stack.url("/"))
 
     expect(page).to_have_url(stack.url("/setup"))
@@ -51,7 +42,7 @@ def test_a_fresh_start_leads_to_the_setup(page: Page, stack: Stack, screenshot: 
     screenshot(page, "01-fresh-start")
 
 
-def test_acronis_refuses_a_wrong_secret(page: Page, stack: Stack, screenshot: Shoot):
+def test_acronis_refuses_a_wrong_secret(page: Page, stack: Stack, screenshot: Camera):
     fill_remotes(page, stack, acronis_client_secret="not-the-secret")
 
     probe(page, "acronis")
@@ -62,7 +53,7 @@ def test_acronis_refuses_a_wrong_secret(page: Page, stack: Stack, screenshot: Sh
     screenshot(page, "02-acronis-refused")
 
 
-def test_acronis_accepts_the_right_secret(page: Page, stack: Stack, screenshot: Shoot):
+def test_acronis_accepts_the_right_secret(page: Page, stack: Stack, screenshot: Camera):
     fill_remotes(page, stack)
 
     probe(page, "acronis")
@@ -74,7 +65,7 @@ def test_acronis_accepts_the_right_secret(page: Page, stack: Stack, screenshot: 
     screenshot(page, "03-acronis-ok")
 
 
-def test_alga_refuses_a_wrong_key(page: Page, stack: Stack, screenshot: Shoot):
+def test_alga_refuses_a_wrong_key(page: Page, stack: Stack, screenshot: Camera):
     fill_remotes(page, stack, alga_api_token="not-the-key")
 
     probe(page, "alga")
@@ -85,7 +76,7 @@ def test_alga_refuses_a_wrong_key(page: Page, stack: Stack, screenshot: Shoot):
     screenshot(page, "04-alga-refused")
 
 
-def test_alga_accepts_the_right_key(page: Page, stack: Stack, screenshot: Shoot):
+def test_alga_accepts_the_right_key(page: Page, stack: Stack, screenshot: Camera):
     fill_remotes(page, stack)
 
     probe(page, "alga")
@@ -95,7 +86,7 @@ def test_alga_accepts_the_right_key(page: Page, stack: Stack, screenshot: Shoot)
     screenshot(page, "05-alga-ok")
 
 
-def test_saving_starts_in_link_only_mode(page: Page, stack: Stack, screenshot: Shoot):
+def test_saving_starts_in_link_only_mode(page: Page, stack: Stack, screenshot: Camera):
     # The secret boxes are the ones just tested; the form keeps them typed.
     page.fill("#sync_timezone", "Europe/Berlin")
     page.fill("#admin_username", ADMIN_USERNAME)
@@ -109,7 +100,7 @@ def test_saving_starts_in_link_only_mode(page: Page, stack: Stack, screenshot: S
     screenshot(page, "06-setup-saved")
 
 
-def test_the_setup_closes_once_saved(page: Page, stack: Stack, screenshot: Shoot):
+def test_the_setup_closes_once_saved(page: Page, stack: Stack, screenshot: Camera):
     answer = page.goto(stack.url("/setup"))
 
     assert answer is not None and answer.status == 403
