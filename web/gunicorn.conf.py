@@ -26,3 +26,5 @@ errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 # Path without the query string (%(U)s), status, size and time in ms.
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
+# The path is logged decoded: this logger escapes what could forge a line.
+logger_class = "web.access_log.SafeAccessLogger"
