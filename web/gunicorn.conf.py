@@ -28,3 +28,6 @@ loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 # The path is logged decoded: this logger escapes what could forge a line.
 logger_class = "web.access_log.SafeAccessLogger"
+# The control socket's default path is one per user, shared by every
+# gunicorn on the host; this service is run by its supervisor, not gunicornc.
+control_socket_disable = True

@@ -92,3 +92,10 @@ def test_a_forged_path_stays_on_one_line(
 
 def test_the_gunicorn_settings_use_it(conf: dict[str, Any]) -> None:
     assert util.load_class(conf["logger_class"]) is SafeAccessLogger
+
+
+def test_the_control_socket_is_off(conf: dict[str, Any]) -> None:
+    config = Config()
+    config.set("control_socket_disable", conf["control_socket_disable"])
+
+    assert config.control_socket_disable is True
