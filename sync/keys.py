@@ -18,6 +18,10 @@ SCHEDULE_CLAIM = "{prefix}:schedule-claim:{kind}:{slot}"
 RUN_HISTORY = "{prefix}:run-history"
 METRICS = "{prefix}:metrics:{family}"
 
+# The admin pages (web/admin*.py).
+LOGIN_LIMIT = "{prefix}:login-limit"
+REVIEW_ACCEPTED = "{prefix}:review-accepted"
+
 
 class Keys:
     """Key names under one prefix, so that several installs can share a Redis."""
@@ -89,3 +93,13 @@ class Keys:
     def metrics(self, family: str) -> str:
         """Hash: one family of counters shared by every process, label -> value."""
         return METRICS.format(prefix=self.prefix, family=family)
+
+    @property
+    def login_limit(self) -> str:
+        """Prefix of the login attempt counters (flask-limiter builds the rest)."""
+        return LOGIN_LIMIT.format(prefix=self.prefix)
+
+    @property
+    def review_accepted(self) -> str:
+        """Set: tenants an admin reviewed and let the sync create a client for."""
+        return REVIEW_ACCEPTED.format(prefix=self.prefix)
