@@ -13,6 +13,7 @@ from sync.errors import ConfigError
 from sync.saved_settings import SettingsStore
 from sync.settings import DEFAULT_MAX_BODY_BYTES, Settings, SettingsWatcher
 from web import api, docs, webhooks
+from web.admin import register_admin
 from web.dashboard import register_dashboard
 from web.errors import ApiError, register_error_handlers
 from web.service import EXTENSION, JobQueue, RqJobQueue, Service, Services, connect
@@ -63,6 +64,7 @@ def create_app(
     app.before_request(_refuse_large_bodies)
     register_error_handlers(app)
     register_setup(app, store, environ or {})
+    register_admin(app, redis)
     for blueprint in (webhooks.blueprint, api.blueprint, docs.blueprint):
         app.register_blueprint(blueprint)
     first = services.current()

@@ -161,8 +161,8 @@ def _page_headers(response: Response) -> Response:
 
 @blueprint.get("/")
 def index() -> BaseResponse:
-    """The wizard while setting up; afterwards the API documentation."""
-    return redirect("/setup" if setup_open() else "/docs")
+    """The wizard while setting up; afterwards the admin pages."""
+    return redirect("/setup" if setup_open() else "/admin")
 
 
 def _closed() -> tuple[str, int]:

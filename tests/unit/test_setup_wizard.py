@@ -214,7 +214,7 @@ def test_setup_closes_after_saving_and_reopens_after_reset(
     assert browser.post("/setup", {**FORM, "csrf_token": token}).status_code == 403
     probe = browser.post("/setup/test/alga", {**FORM, "csrf_token": token})
     assert probe.status_code == 403
-    assert browser.get("/").headers["Location"] == "/docs"
+    assert browser.get("/").headers["Location"] == "/admin"
     # Configured now: the API asks for credentials instead of the setup.
     assert browser.client.post("/sync").status_code == 401
 
@@ -237,7 +237,7 @@ def test_setup_is_closed_when_the_environment_is_complete(
     client = create_app(redis=fakeredis.FakeRedis(), environ=complete).test_client()
 
     assert client.get("/setup").status_code == 403
-    assert client.get("/").headers["Location"] == "/docs"
+    assert client.get("/").headers["Location"] == "/admin"
 
 
 def test_environment_overrides_are_named(environ: dict[str, str]) -> None:
