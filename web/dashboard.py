@@ -2,10 +2,11 @@
 
 The dashboard has no CSRF protection, requeues every failed job on a plain
 GET and shows job arguments and tracebacks, so every path under the prefix,
-its static files included, asks for HTTP Basic credentials first. The
-credentials are ``ADMIN_USERNAME`` and ``ADMIN_PASSWORD``, compared in
-constant time. Without ``ADMIN_PASSWORD`` the dashboard is not mounted at
-all and its paths answer 404.
+its static files included, asks for the admin first: a logged-in admin
+session (``/login``), or, for scripts and only while ``ADMIN_PASSWORD`` is
+set, HTTP Basic credentials ``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``,
+compared in constant time. A browser without either is sent to ``/login``.
+Without a Redis URL the dashboard is not mounted and its paths answer 404.
 
 A browser sends a saved Basic login along with requests other sites make
 it send, so the login alone does not show the admin meant a request. The
@@ -22,13 +23,15 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import rq_dashboard
-from flask import Flask, Response, request
+from flask import Flask, Response, redirect, request
 from rq_dashboard.web import setup_rq_connection
+from werkzeug.wrappers import Response as BaseResponse
 
 from sync.settings import Settings
+from web.admin_auth import signed_in
 from web.errors import error_response
 
 log = logging.getLogger(__name__)
@@ -48,10 +51,10 @@ FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
 def register_dashboard(app: Flask, settings: Settings, redis_url: str) -> None:
     """Mount rq-dashboard on ``app`` under ``/rq``, behind the admin login.
 
-    Does nothing (so ``/rq`` stays a 404) when no admin password is set.
+    Does nothing (so ``/rq`` stays a 404) without a Redis URL.
     """
-    if settings.admin_password is None or not _password(settings):
-        log.info("ADMIN_PASSWORD is not set: the job dashboard at %s is off", PREFIX)
+    if not redis_url:
+        log.info("REDIS_URL is empty: the job dashboard at %s is off", PREFIX)
         return
 
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
@@ -61,12 +64,12 @@ def register_dashboard(app: Flask, settings: Settings, redis_url: str) -> None:
     setup_rq_connection(app)
 
 
-def _guard(settings: Settings) -> Callable[[], Response | None]:
+def _guard(settings: Settings) -> Callable[[], BaseResponse | None]:
     """A before-request hook that stops unauthenticated dashboard requests."""
     username = settings.admin_username.encode()
     password = _password(settings).encode()
 
-    def check() -> Response | None:
+    def check() -> BaseResponse | None:
         if not _under_prefix(request.path):
             return None
         reason = _foreign_reason()
@@ -75,8 +78,8 @@ def _guard(settings: Settings) -> Callable[[], Response | None]:
             return error_response(
                 403, "cross_site", f"the job dashboard refuses {reason}"
             )
-        if not _authorized(username, password):
-            return challenge()
+        if not signed_in() and not (password and _authorized(username, password)):
+            return _login_needed(basic=bool(password))
         if _acts(request.method, request.path) and not _shows_own_origin():
             return error_response(
                 403,
@@ -141,6 +144,17 @@ def _authorized(username: bytes, password: bytes) -> bool:
     user_ok = hmac.compare_digest(given_user, username)
     password_ok = hmac.compare_digest(given_password, password)
     return user_ok and password_ok
+
+
+def _login_needed(*, basic: bool) -> BaseResponse:
+    """A browser goes to the login page; a script is told how to authenticate."""
+    if request.accept_mimetypes.accept_html:
+        return redirect(f"/login?{urlencode({'next': request.path})}")
+    if basic:
+        return challenge()
+    return error_response(
+        401, "unauthorized", "log in at /login as the admin to see the jobs"
+    )
 
 
 def challenge() -> Response:

@@ -466,3 +466,17 @@ def test_reset_setup_asks_first_then_forgets_and_logs_out(tmp_path: Path) -> Non
     assert answer.headers["Location"] == "/"
     assert not store.configured()
     assert client.get("/admin").status_code == 302
+
+
+# The job dashboard
+
+
+def test_a_logged_in_admin_reaches_the_job_dashboard_without_basic(client) -> None:
+    stranger = client.get("/rq/", headers={"Accept": "text/html"})
+    assert stranger.status_code == 302
+    assert stranger.headers["Location"].startswith("/login?next=")
+
+    log_in(client)
+
+    assert client.get("/rq/", headers={"Accept": "text/html"}).status_code == 200
+    assert 'id="rq-link"' in client.get("/admin/actions").text

@@ -1,4 +1,4 @@
-"""The job dashboard under /rq: mounted only with an admin password, always guarded."""
+"""The job dashboard under /rq: mounted with a Redis URL, always guarded."""
 
 from __future__ import annotations
 
@@ -125,15 +125,26 @@ def test_other_routes_are_left_alone(client: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize("extra", [{}, {"ADMIN_PASSWORD": ""}])
-def test_without_admin_password_the_dashboard_is_not_there(
+def test_without_admin_password_no_basic_login_is_taken(
     closed_redis_url: str, extra: dict[str, str]
 ) -> None:
     client = make_client(closed_redis_url, **extra)
 
     for headers in ({}, basic("admin", ""), basic("admin", "admin")):
-        assert client.get("/rq/", headers=headers).status_code == 404
-        assert client.get("/rq/requeue/sync", headers=headers).status_code == 404
+        for path in ("/rq/", "/rq/requeue/sync"):
+            answer = client.get(path, headers=headers)
+            assert answer.status_code == 401
+            assert "WWW-Authenticate" not in answer.headers
+    browser = client.get("/rq/", headers={"Accept": "text/html"})
+    assert browser.status_code == 302
+    assert browser.headers["Location"] == "/login?next=%2Frq%2F"
     assert client.get("/health").status_code == 200
+
+
+def test_without_redis_the_dashboard_is_not_there() -> None:
+    client = make_client("", ADMIN_PASSWORD=PASSWORD)
+
+    assert client.get("/rq/", headers=basic("admin", PASSWORD)).status_code == 404
 
 
 OWN = "http://localhost"
