@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -30,7 +30,13 @@ from playwright.sync_api import BrowserContext, Page, ViewportSize, sync_playwri
 
 from bench.webhooks import wait_until_up
 from sandbox.process import REPO, RunningSandbox, free_port, run_sandbox
-from tests.browser.support import SCREENSHOTS, Camera, Stack
+from tests.browser.support import (
+    LOOKALIKE_NAME,
+    LOOKALIKE_OF,
+    SCREENSHOTS,
+    Camera,
+    Stack,
+)
 from tests.integration.conftest import SETTING_NAMES, redis_url
 from tests.integration.worker_support import RQ, drop_queue, stop
 
@@ -52,14 +58,40 @@ GUNICORN = Path(sys.executable).parent / "gunicorn"
 VIEWPORT: ViewportSize = {"width": 1280, "height": 900}
 # Long enough for a page that waits on a sandbox call, short enough to fail fast.
 ACTION_TIMEOUT_MS = 15_000
-# The generated tenant that gets a hand-made look-alike client in AlgaPSA.
-LOOKALIKE_OF = "Blue River Engineering Inc."
-LOOKALIKE_NAME = "BLUE RIVER ENGINEERING Incorporated"
 SANDBOX_SEED = 7
 SANDBOX_TENANTS = "6"
 # A service still running this long after SIGTERM is killed: the tests need
 # nothing from a graceful stop, only that every process is gone.
 HALT_SECONDS = 5
+
+
+STEP = "step"
+FAILED_STEP = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{STEP}: one step of a walk; skipped once an earlier step failed"
+    )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and item.get_closest_marker(STEP) and item.parent is not None:
+        item.parent.stash.setdefault(FAILED_STEP, item.name)
+    return report
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip a step after a failed one: it would only wait on a page never shown."""
+    if item.get_closest_marker(STEP) is None or item.parent is None:
+        return
+    failed = item.parent.stash.get(FAILED_STEP, None)
+    if failed is not None:
+        pytest.skip(f"the earlier step {failed} failed")
 
 
 def chromium_problem() -> str | None:
@@ -141,8 +173,11 @@ def add_lookalike(sandbox: RunningSandbox) -> tuple[dict[str, Any], dict[str, An
 
 def forget_stack(connection: redis.Redis, env: dict[str, str]) -> None:
     """Remove the module's keys and queue from the shared Redis."""
-    for key in connection.scan_iter(f"{env['SYNC_REDIS_PREFIX']}:*"):
-        connection.delete(key)
+    prefix = env["SYNC_REDIS_PREFIX"]
+    # flask-limiter puts its own words before the login counters' prefix.
+    for pattern in (f"{prefix}:*", f"LIMITS:*/{prefix}:*"):
+        for key in connection.scan_iter(pattern):
+            connection.delete(key)
     drop_queue(connection, env["SYNC_QUEUE"])
 
 

@@ -22,6 +22,9 @@ from sandbox.process import RunningSandbox
 
 ADMIN_USERNAME = "admin"
 ADMIN_PASSWORD = "correct horse battery staple"
+# The generated tenant that gets a hand-made look-alike client in AlgaPSA.
+LOOKALIKE_OF = "Blue River Engineering Inc."
+LOOKALIKE_NAME = "BLUE RIVER ENGINEERING Incorporated"
 TIMEOUT = 15
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 _CSRF_INPUT = re.compile(r"<input[^>]*\bname=\"csrf_token\"[^>]*>")
