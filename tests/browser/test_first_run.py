@@ -27,7 +27,7 @@ from tests.browser.support import (
     stored_texts,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("chromium")]
 step = pytest.mark.step
 
 RELOAD_PAUSE = 0.3
