@@ -68,6 +68,9 @@ def _outcomes(result: Any) -> list[dict[str, Any]]:
     """Every tenant a run result names, changes first, as plain rows."""
     if not isinstance(result, dict):
         return []
+    if "tenant_id" in result:
+        # One tenant's upsert: its result is the outcome itself.
+        return [result]
     found: list[dict[str, Any]] = []
     for group in ("changes", "failures", "skips"):
         items = result.get(group)

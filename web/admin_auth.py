@@ -232,7 +232,10 @@ def limit_logins(
 ) -> Limiter:
     """Count wrong passwords on ``app``'s login route; refuse with 429 past them."""
     settings = services_settings(app)
-    prefix = settings.redis_prefix if settings else DEFAULT_REDIS_PREFIX
+    # Before setup there are no settings, but the environment may name the
+    # prefix; counters of two installs on one Redis must never mix.
+    fallback = environ.get("SYNC_REDIS_PREFIX") or DEFAULT_REDIS_PREFIX
+    prefix = settings.redis_prefix if settings else fallback
     app.config[PREFIX_CONFIG] = Keys(prefix).login_limit
     uri, options = _storage(connection, settings, environ)
     limiter = Limiter(
