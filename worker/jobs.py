@@ -15,9 +15,12 @@ queue. The upsert jobs record their outcome on each tenant's link.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -59,6 +62,8 @@ LOCK_RENEW = LOCK_TTL / 3
 # retry: the worker moves on to other tenants instead of idling.
 LOCK_WAIT = 1
 RESTART_DELAY = 2
+# prctl's option that sets the signal a process gets when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 class TenantBusy(RetryableError):
@@ -120,6 +125,10 @@ class SyncWorker(Worker):
         _prepare()
         super().execute_job(job, queue)
 
+    def setup_work_horse_signals(self) -> None:
+        super().setup_work_horse_signals()  # type: ignore[no-untyped-call]
+        _die_with_worker(self.pid)
+
     def work(self, *args: Any, **kwargs: Any) -> bool:
         _prepare()
         while True:
@@ -128,10 +137,32 @@ class SyncWorker(Worker):
             except RedisError as exc:
                 log.warning("worker %s: Redis failed: %s", self.name, exc)
                 completed = False
-            if kwargs.get("burst") or self._stop_requested:
+            # An idle worker asked to stop only notes when: it has no job
+            # to finish, so RQ leaves _stop_requested unset.
+            stopping = self._stop_requested or self._shutdown_requested_date
+            if kwargs.get("burst") or stopping:
                 return completed
             log.warning("worker %s: starting again in %d s", self.name, RESTART_DELAY)
             time.sleep(RESTART_DELAY)
+
+
+def _die_with_worker(worker_pid: int | None) -> None:
+    """Have the kernel kill this job's process when its worker is killed.
+
+    RQ runs a job in a process group of its own, so a SIGKILL sent to the
+    worker's group leaves the job running, unsupervised, its output still
+    going to the worker's. Linux only; elsewhere nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        log.warning(
+            "job process: cannot follow its worker: errno %d", ctypes.get_errno()
+        )
+    elif worker_pid is not None and os.getppid() != worker_pid:
+        # The worker died before the request took effect.
+        os._exit(1)
 
 
 @contextmanager

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
 from rq import Queue, Worker
 from rq.job import Job
+from rq.scheduler import RQScheduler
 
 from sandbox.process import REPO
 from sync.keys import Keys
 from sync.runtime import build_runtime
 from tests.integration.conftest import Sandbox
 from tests.integration.worker_support import (
-    drop_queue,
     queue_env,
     settings_of,
     start_worker,
@@ -28,7 +30,7 @@ from tests.integration.worker_support import (
     wait_until,
 )
 from worker.jobs import LOCK_TTL
-from worker.queueing import enqueue_upsert, job_report
+from worker.queueing import drop_queue, enqueue_upsert, job_report
 
 pytestmark = pytest.mark.integration
 
@@ -163,6 +165,9 @@ def test_a_worker_killed_mid_upsert_leaves_no_duplicate(scene, processes):
     # maintenance (every 10 minutes by default): run that clean-up now instead.
     queue = Queue(env["SYNC_QUEUE"], connection=connection)
     queue.started_job_registry.cleanup(timestamp=time.time() + 3600)
+    # The job died with its worker, so the retry must be scheduled, and the
+    # dead worker's scheduler lock lasts a minute: let it expire now too.
+    connection.delete(RQScheduler.get_locking_key(env["SYNC_QUEUE"]))
     start_worker(processes, env)
 
     wait_until(lambda: state_of(connection, env, job_id) == "finished", 90)
@@ -192,6 +197,84 @@ def test_a_lock_left_by_a_dead_job_does_not_stall_other_tenants(scene, processes
     wait_until(lambda: state_of(connection, env, waiting) == "finished", 30)
     assert len(named(sandbox, locked["name"])) == 1
     assert retried(connection, env) >= 1
+
+
+def test_an_idle_worker_stops_when_asked(scene, processes):
+    _, env, _ = scene
+    worker = start_worker(processes, env)
+    time.sleep(2.0)
+
+    worker.send_signal(signal.SIGTERM)
+
+    assert worker.wait(10) == 0
+
+
+def test_a_job_dies_with_its_killed_worker(scene, processes):
+    sandbox, env, connection = scene
+    tenant = active_tenant(sandbox)
+    sandbox.control("POST", "/config", {"latency_ms": 3000})
+    worker = start_worker(processes, env)
+    job_id = enqueue_upsert(connection, settings_of(env), tenant["id"], source="test")
+    wait_until(lambda: state_of(connection, env, job_id) == "started")
+    wait_until(lambda: job_process(worker.pid))
+    horse = job_process(worker.pid)
+
+    os.kill(worker.pid, signal.SIGKILL)
+
+    wait_until(lambda: not alive(horse), 3)
+    sandbox.control("POST", "/config", {"latency_ms": 0})
+
+
+def job_process(worker_pid: int) -> int:
+    """The worker's child running a job: RQ gives it a process group of its own."""
+    path = Path(f"/proc/{worker_pid}/task/{worker_pid}/children")
+    found = [int(child) for child in path.read_text().split()]
+    return next((child for child in found if group_of(child) == child), 0)
+
+
+def group_of(pid: int) -> int:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return 0
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs; a zombie waiting for its parent counts as dead."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_dropping_a_queue_leaves_none_of_its_keys(scene, processes):
+    sandbox, env, connection = scene
+    fault = {"service": "alga", "status": 400, "method": "POST", "path": "^/clients$"}
+    sandbox.control("POST", "/faults", {**fault, "times": 1})
+    start_worker(processes, env)
+    settings = settings_of(env)
+    ids = [
+        enqueue_upsert(
+            connection, settings, active_tenant(sandbox, n)["id"], source="t"
+        )
+        for n in range(2)
+    ]
+    wait_until(
+        lambda: {state_of(connection, env, i) for i in ids} == {"failed", "finished"}
+    )
+    stop(processes.pop(), signal.SIGTERM)
+
+    assert drop_queue(connection, env["SYNC_QUEUE"]) > 0
+
+    wanted = {env["SYNC_QUEUE"], *ids}
+    left = [
+        key
+        for key in connection.scan_iter(match="rq:*", count=1000)
+        if wanted.intersection(key.decode().split(":"))
+    ]
+    assert left == []
+    assert env["SYNC_QUEUE"] not in [q.name for q in Queue.all(connection=connection)]
 
 
 def retried(connection: redis.Redis, env: dict[str, str]) -> int:
