@@ -27,6 +27,7 @@ pids=()
 # Redis and the sandbox run in sessions of their own, so that Ctrl-C reaches
 # only honcho's processes; they are stopped here once those have ended.
 cleanup() {
+    [ -z "${demo_prefix:-}" ] || forget_demo
     for pid in "${pids[@]}"; do
         kill "$pid" 2>/dev/null || true
     done
@@ -118,21 +119,49 @@ start_sandbox() {
     "$PY" -m sandbox --port "$port" --print-env >>"$run_dir/stack.env"
 }
 
+webhook_secret() {
+    "$PY" -c 'import base64, os
+print("whsec_" + base64.b64encode(os.urandom(24)).decode())'
+}
+
+token() {
+    "$PY" -c 'import secrets; print(secrets.token_urlsafe(24))'
+}
+
+# A fresh sandbox repeats its tenant ids, so each run gets a key prefix and a
+# queue of its own: links, metrics and jobs of an earlier run would clash.
 demo_settings() {
-    local secret
-    secret=$("$PY" -c 'import base64, os
-print(base64.b64encode(os.urandom(24)).decode())')
     admin_password=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(12))')
+    demo_prefix="stack-demo-$("$PY" -c 'import secrets; print(secrets.token_hex(4))')"
     cat >>"$run_dir/stack.env" <<EOF
 ADMIN_USERNAME=admin
 ADMIN_PASSWORD=$admin_password
-SYNC_API_TOKEN=$("$PY" -c 'import secrets; print(secrets.token_urlsafe(24))')
-WEBHOOK_SECRET=whsec_$secret
-SYNC_REDIS_PREFIX=stack-demo
-SYNC_QUEUE=stack-demo
+SYNC_API_TOKEN=$(token)
+WEBHOOK_SECRET=$(webhook_secret)
+ALGA_WEBHOOK_SECRET=$(token)
+SYNC_REDIS_PREFIX=$demo_prefix
+SYNC_QUEUE=$demo_prefix
 SYNC_CRON="*/5 * * * *"
 ACRONIS_POLL_SECONDS=60
 EOF
+}
+
+# Delete the demo run's keys and its queue's RQ keys, while Redis still runs.
+forget_demo() {
+    "$PY" - "$redis_url" "$demo_prefix" <<'PY' || true
+import sys
+
+import redis
+
+from worker.queueing import drop_queue
+
+url, prefix = sys.argv[1], sys.argv[2]
+connection = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+gone = drop_queue(connection, prefix)
+for key in connection.scan_iter(match=f"{prefix}:*", count=1000):
+    gone += connection.unlink(key)
+print(f"Deleted this run's {gone} Redis keys ({prefix}:* and queue {prefix})")
+PY
 }
 
 show_urls() {
@@ -142,6 +171,8 @@ show_urls() {
     echo "  API docs   $web/docs"
     if [ -n "${admin_password:-}" ]; then
         echo "  jobs       $web/rq   (log in as admin / $admin_password)"
+        echo "  secrets    $run_dir/stack.env (SYNC_API_TOKEN, WEBHOOK_SECRET," \
+            "ALGA_WEBHOOK_SECRET; deleted on exit)"
     else
         echo "  jobs       $web/rq   (ADMIN_USERNAME / ADMIN_PASSWORD from .env;" \
             "off without a password)"

@@ -296,3 +296,30 @@ def requeue_failed(
             continue
         done.append(job_id)
     return done
+
+
+def drop_queue(redis: Redis, name: str) -> int:
+    """Delete a queue, its registries and every job it knows; return keys deleted.
+
+    For a queue used once and thrown away, such as a local demo's: RQ's keys
+    name the queue or a job id as one of their ``:``-separated parts.
+    """
+    queue = Queue(name, connection=redis)
+    registries = [
+        queue.started_job_registry,
+        queue.finished_job_registry,
+        queue.failed_job_registry,
+        queue.scheduled_job_registry,
+        queue.deferred_job_registry,
+        queue.canceled_job_registry,
+    ]
+    owned = {name, *queue.get_job_ids()}
+    for registry in registries:
+        owned.update(registry.get_job_ids(cleanup=False))
+    doomed = [
+        key
+        for key in redis.scan_iter(match="rq:*", count=1000)
+        if owned.intersection(_text(key).split(":"))
+    ]
+    redis.srem(Queue.redis_queues_keys, queue.key)
+    return int(redis.unlink(*doomed)) if doomed else 0

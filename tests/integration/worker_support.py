@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 import redis
-from rq import Queue
-from rq.job import Job
 
 from sandbox.process import REPO
 from sync.settings import Settings
+from worker import queueing
 
 RQ = Path(sys.executable).parent / "rq"
 STOP_SECONDS = 15
@@ -96,22 +95,7 @@ def start_scheduler(
 
 def drop_queue(connection: redis.Redis, name: str) -> None:
     """Remove the test queue's jobs and registries from the shared Redis."""
-    queue = Queue(name, connection=connection)
-    registries = [
-        queue.started_job_registry,
-        queue.finished_job_registry,
-        queue.failed_job_registry,
-        queue.scheduled_job_registry,
-        queue.deferred_job_registry,
-    ]
-    ids = set(queue.get_job_ids())
-    for registry in registries:
-        ids.update(registry.get_job_ids(cleanup=False))
-        connection.delete(registry.key)
-    for job in Job.fetch_many(sorted(ids), connection=connection):
-        if job is not None:
-            job.delete(remove_from_queue=False)
-    queue.delete(delete_jobs=False)
+    queueing.drop_queue(connection, name)
 
 
 def settings_of(env: dict[str, str]) -> Settings:
