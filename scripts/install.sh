@@ -4,8 +4,9 @@
 #   install.sh --repo URL|PATH --image-repo IMAGE --port PORT [--dir DIR] [--dry-run]
 #
 # The compose file is the repository's docker-compose.yml with three changes:
-# the app services run IMAGE:latest instead of building, web publishes PORT,
-# and DATA_DIR=/data lives on a named volume that this script creates. The
+# the app services run IMAGE:latest instead of building, nginx (in front of
+# web) publishes PORT, and DATA_DIR=/data lives on a named volume that this
+# script creates; nginx's deploy/nginx.conf is copied beside it. The
 # file is fetched from the repository's raw files (a GitHub page URL is turned
 # into its raw URL on branch main; any other URL is taken as the folder that
 # holds the raw files), or copied from a local checkout.
@@ -30,7 +31,7 @@ usage: install.sh --repo URL|PATH --image-repo IMAGE --port PORT [--dir DIR] [--
                 or a local checkout
   --image-repo  the image without a tag, e.g. ghcr.io/OWNER/alga-acronis-sync;
                 IMAGE:latest is run
-  --port        the host port of the web service and its setup wizard
+  --port        the host port of nginx, in front of web and its setup wizard
   --dir         where the stack lives (default $DEFAULT_DIR)
   --dry-run     print what would be done; change nothing
 EOF
@@ -255,6 +256,18 @@ install_compose() {
     fi
 }
 
+# nginx's configuration, which the compose file mounts from deploy/.
+install_proxy_config() {
+    local target="$dir/deploy/nginx.conf" text
+    text=$(repo_file deploy/nginx.conf)
+    if [ -f "$target" ] && [ "$(cat "$target")" = "$text" ]; then
+        echo "  keep $target (already up to date)"
+        return
+    fi
+    [ -d "$dir/deploy" ] || run mkdir -p "$dir/deploy"
+    write_file "$target" "$text" 644
+}
+
 install_env() {
     local target="$dir/.env" text
     if [ -f "$target" ]; then
@@ -313,6 +326,7 @@ main() {
         run mkdir -p "$dir"
     fi
     install_compose
+    install_proxy_config
     install_env
 
     local compose=(docker compose -f "$dir/$COMPOSE_NAME")

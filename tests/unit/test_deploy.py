@@ -320,7 +320,10 @@ def test_compose_runs_the_image_with_a_data_volume(
         assert service["image"] == f"{IMAGE}:latest"
         assert service["environment"]["DATA_DIR"] == "/data"
         assert service["volumes"] == ["app-data:/data"]
-    assert compose["services"]["web"]["ports"] == [f"{PORT}:8000"]
+    assert compose["services"]["nginx"]["ports"] == [f"{PORT}:8000"]
+    assert "ports" not in compose["services"]["web"]
+    config = (target / "deploy" / "nginx.conf").read_text()
+    assert config == (REPO / "deploy" / "nginx.conf").read_text()
     assert compose["volumes"]["app-data"] == {"name": VOLUME, "external": True}
 
 

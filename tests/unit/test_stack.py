@@ -17,6 +17,7 @@ import importlib.util
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import threading
@@ -32,11 +33,12 @@ from honcho.environ import parse_procfile
 from jsonschema import Draft201909Validator
 from rq import Worker
 
-from sync.settings import DEFAULT_JOB_TIMEOUT
+from sync.settings import DEFAULT_JOB_TIMEOUT, DEFAULT_MAX_BODY_BYTES
 
 REPO = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 SCHEMA = REPO / "tests" / "data" / "compose-spec.json"
+NGINX_CONF = REPO / "deploy" / "nginx.conf"
 APP_SERVICES = ("web", "worker", "scheduler")
 # Which distribution in requirements.txt installs each executable.
 EXECUTABLES = {"gunicorn": "gunicorn", "rq": "rq"}
@@ -101,9 +103,12 @@ def imported_modules(package: str) -> set[str]:
 def service_argv(command: list[str]) -> list[str]:
     """The program and arguments a service runs, looking through ``sh -c``."""
     if command[:2] == ["sh", "-c"]:
-        argv = shlex.split(command[2].replace("$$", "$"))
-        return argv[1:] if argv[0] == "exec" else argv
+        return without_exec(shlex.split(command[2].replace("$$", "$")))
     return command
+
+
+def without_exec(argv: list[str]) -> list[str]:
+    return argv[1:] if argv[0] == "exec" else argv
 
 
 def option(argv: list[str], *names: str) -> str:
@@ -193,7 +198,7 @@ def test_schema_rejects_a_broken_compose_file(
 def test_compose_has_redis_web_worker_and_scheduler(compose: dict[str, Any]) -> None:
     services = compose["services"]
 
-    assert set(services) == {"redis", *APP_SERVICES}
+    assert set(services) == {"redis", "nginx", *APP_SERVICES}
     assert services["redis"]["image"].startswith("redis:7-alpine")
     assert "--appendonly" in services["redis"]["command"]
     volume = services["redis"]["volumes"][0].split(":")[0]
@@ -214,7 +219,7 @@ def test_app_services_share_one_image_and_wait_for_redis(
     assert service["restart"] in {"always", "unless-stopped"}
 
 
-@pytest.mark.parametrize("name", ["redis", *APP_SERVICES])
+@pytest.mark.parametrize("name", ["redis", "nginx", *APP_SERVICES])
 def test_every_service_has_a_health_check_and_restarts(
     compose: dict[str, Any], name: str
 ) -> None:
@@ -228,7 +233,70 @@ def test_workers_can_be_scaled(compose: dict[str, Any]) -> None:
     services = compose["services"]
 
     assert all("container_name" not in service for service in services.values())
-    assert [name for name in services if "ports" in services[name]] == ["web"]
+    assert [name for name in services if "ports" in services[name]] == ["nginx"]
+
+
+def test_nginx_alone_faces_clients_and_hands_requests_to_web(
+    compose: dict[str, Any],
+) -> None:
+    nginx = compose["services"]["nginx"]
+    source, target, mode = nginx["volumes"][0].split(":")
+
+    assert nginx["image"].startswith("nginx:") and nginx["image"].endswith("-alpine")
+    assert nginx["ports"] == ["8000:8000"]
+    assert (REPO / source).resolve() == NGINX_CONF
+    assert target == "/etc/nginx/conf.d/default.conf" and mode == "ro"
+    assert nginx["depends_on"] == {"web": {"condition": "service_started"}}
+    assert "/nginx-health" in nginx["healthcheck"]["test"][-1]
+    assert "ports" not in compose["services"]["web"]
+
+
+def nginx_directives(text: str) -> dict[str, list[str]]:
+    """Each directive's values, first word to the rest, comments left out."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].strip().rstrip(";{").split(None, 1)
+        if words:
+            found.setdefault(words[0], []).append(words[1] if len(words) > 1 else "")
+    return found
+
+
+def kibibytes(size: str) -> int:
+    units = {"k": 1, "m": 1024}
+    return int(size[:-1]) * units[size[-1]] if size[-1] in units else int(size) // 1024
+
+
+def test_nginx_buffers_with_short_timeouts_and_limits_each_client() -> None:
+    found = nginx_directives(NGINX_CONF.read_text())
+
+    assert found["client_header_timeout"] == ["10s"]
+    assert found["client_body_timeout"] == ["10s"]
+    (body,) = found["client_max_body_size"]
+    assert DEFAULT_MAX_BODY_BYTES // 1024 < kibibytes(body) <= 4 * 1024
+    assert found["proxy_request_buffering"] == ["on"]
+    assert found["limit_conn_zone"] and found["limit_conn"]
+    assert found["set"] == ["$web http://web:8000"]
+    assert found["proxy_pass"] == ["$web"]
+    headers = found["proxy_set_header"]
+    assert "X-Forwarded-For $remote_addr" in headers
+    assert "X-Forwarded-Proto $scheme" in headers
+
+
+def test_nginx_accepts_its_configuration(tmp_path: Path) -> None:
+    nginx = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")
+    if nginx is None:
+        pytest.skip("nginx is not installed (Debian: apt-get install nginx-light)")
+    main = tmp_path / "nginx.conf"
+    main.write_text(
+        f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/error.log;\n"
+        f"events {{}}\nhttp {{ include {NGINX_CONF}; }}\n"
+    )
+
+    done = subprocess.run(
+        [nginx, "-t", "-c", str(main)], capture_output=True, text=True, timeout=30
+    )
+
+    assert done.returncode == 0, done.stderr
 
 
 def test_worker_outlasts_a_job_when_stopped(compose: dict[str, Any]) -> None:
@@ -379,7 +447,9 @@ def test_procfile_runs_the_same_processes() -> None:
 
     assert set(processes) == set(APP_SERVICES)
     for command in processes.values():
-        assert_runs_in_image(shlex.split(command))
+        # exec: the shell honcho starts gives way, so signals reach the program.
+        assert command.startswith("exec ")
+        assert_runs_in_image(without_exec(shlex.split(command)))
 
 
 def test_make_stack_runs_the_stack_script() -> None:
