@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 import redis
 from flask import Flask, request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sync.errors import ConfigError
 from sync.saved_settings import SettingsStore
@@ -44,7 +45,8 @@ def create_app(
 
     def make(current: Settings) -> Service:
         connection = redis if redis is not None else connect(current)
-        # Flask enforces this while reading a body whose size was not announced.
+        # Announced lengths are checked before the body is read; webhook
+        # routes also bound a body sent without one (web.webhooks.bounded_body).
         app.config["MAX_CONTENT_LENGTH"] = current.max_body_bytes
         return Service(
             settings=current,
@@ -70,7 +72,22 @@ def create_app(
     first = services.current()
     if first is not None:
         register_dashboard(app, first.settings, first.settings.redis_url)
+    _trust_proxies(app, os.environ if environ is None else environ)
     return app
+
+
+def _trust_proxies(app: Flask, environ: Mapping[str, str]) -> None:
+    """Behind PROXY_HOPS proxies, take the client address from X-Forwarded-For.
+
+    The login limit counts by address; behind nginx every request would come
+    from nginx, and one attacker's wrong passwords would lock out every admin.
+    Only set it when that many proxies really sit in front: a client that
+    reaches the app directly could otherwise name any address.
+    """
+    hops = int(environ.get("PROXY_HOPS") or 0)
+    if hops > 0:
+        wrapped = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
+        app.wsgi_app = wrapped  # type: ignore[method-assign]
 
 
 def _watched(

@@ -12,7 +12,7 @@ from typing import Any
 import fakeredis
 import pytest
 import redis
-from flask import Flask
+from flask import Flask, request
 from flask.testing import FlaskClient
 
 from sync.keys import Keys
@@ -289,3 +289,22 @@ def test_metrics_with_redis_are_text(client) -> None:
 
     assert response.status_code == 200
     assert b"sync_queue_depth" in response.data
+
+
+def test_behind_a_proxy_the_client_address_comes_from_x_forwarded_for(
+    settings: Settings, fake_redis: fakeredis.FakeRedis
+):
+    direct = create_app(settings, fake_redis, jobs=RecordingQueue(), environ={})
+    proxied = create_app(
+        settings, fake_redis, jobs=RecordingQueue(), environ={"PROXY_HOPS": "1"}
+    )
+    seen: list[str | None] = []
+    for each in (direct, proxied):
+        each.before_request(lambda: seen.append(request.remote_addr))
+        each.test_client().get(
+            "/health",
+            headers={"X-Forwarded-For": "203.0.113.9"},
+            environ_base={"REMOTE_ADDR": "10.0.0.2"},
+        )
+
+    assert seen == ["10.0.0.2", "203.0.113.9"]
