@@ -16,6 +16,7 @@ TENANT_LOCK = "{prefix}:tenant-lock:{tenant_id}"
 POLL_CURSOR = "{prefix}:poll-cursor"
 SCHEDULE_CLAIM = "{prefix}:schedule-claim:{kind}:{slot}"
 RUN_HISTORY = "{prefix}:run-history"
+RUN_TALLY = "{prefix}:run-tally:{run_id}"
 METRICS = "{prefix}:metrics:{family}"
 
 # The admin pages (web/admin*.py).
@@ -89,6 +90,10 @@ class Keys:
     def run_history(self) -> str:
         """List: the latest reconcile summaries in brief (JSON), newest first."""
         return RUN_HISTORY.format(prefix=self.prefix)
+
+    def run_tally(self, run_id: str) -> str:
+        """Hash with a TTL: outcome -> count of the upserts one reconcile queued."""
+        return RUN_TALLY.format(prefix=self.prefix, run_id=run_id)
 
     def metrics(self, family: str) -> str:
         """Hash: one family of counters shared by every process, label -> value."""

@@ -48,6 +48,8 @@ from worker.queueing import (
     UPSERT,
     clear_pending,
     enqueue_upsert,
+    run_source,
+    tally,
 )
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,7 @@ def upsert_tenant(tenant_id: str) -> dict[str, Any]:
     clear_pending(redis, keys, tenant_id, job_id)
     with _measured(current, UPSERT), tenant_lock(redis, keys, tenant_id):
         outcome = _upsert(current, tenant_id, job_id)
+    tally(redis, get_current_job(), outcome.result)
     return outcome.to_dict()
 
 
@@ -284,12 +287,11 @@ def _fan_out(current: Runtime) -> dict[str, Any]:
     plans = engine.plan()
     links = current.links.all()
     queued: list[str] = []
+    source = run_source(_job_id())
     for plan in plans:
         if needs_work(plan, links.get(plan.tenant_id)):
             queued.append(
-                enqueue_upsert(
-                    redis, current.settings, plan.tenant_id, source="reconcile"
-                )
+                enqueue_upsert(redis, current.settings, plan.tenant_id, source=source)
             )
         else:
             summary.add(Outcome.from_plan(plan))
@@ -310,7 +312,9 @@ def _record_run(current: Runtime, result: dict[str, Any]) -> None:
         name: result.get(name)
         for name in ("started_at", "created", "updated", "unchanged", "skipped")
     }
-    brief.update(failed=result.get("failed"), queued=result.get("queued"))
+    brief.update(
+        failed=result.get("failed"), queued=result.get("queued"), run_id=_job_id()
+    )
     with redis.pipeline() as pipe:
         pipe.lpush(keys.run_history, json.dumps(brief))
         pipe.ltrim(keys.run_history, 0, HISTORY_LENGTH - 1)
@@ -319,8 +323,21 @@ def _record_run(current: Runtime, result: dict[str, Any]) -> None:
 
 
 def run_history(redis: Redis, keys: Keys) -> list[dict[str, Any]]:
-    """The latest reconciles in brief, newest first."""
-    return [json.loads(item) for item in redis.lrange(keys.run_history, 0, -1)]
+    """The latest reconciles in brief, newest first, with their upserts' outcomes.
+
+    A run's own counts are the tenants it settled while planning; the upserts
+    it queued add theirs as they end (created, updated, failed, ...).
+    """
+    runs = [json.loads(item) for item in redis.lrange(keys.run_history, 0, -1)]
+    with redis.pipeline() as pipe:
+        for run in runs:
+            pipe.hgetall(keys.run_tally(str(run.get("run_id", ""))))
+        tallies = pipe.execute()
+    for run, counts in zip(runs, tallies, strict=True):
+        for outcome, count in counts.items():
+            name = _text(outcome)
+            run[name] = int(run.get(name) or 0) + int(count)
+    return runs
 
 
 def _text(value: bytes | str) -> str:

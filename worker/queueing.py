@@ -171,6 +171,36 @@ def enqueue_poll(redis: Redis, settings: Settings, *, job_id: str) -> str:
     return job.id
 
 
+RUN_SOURCE = "reconcile:"
+TALLY_TTL = 7 * 24 * 3600
+
+
+def run_source(run_id: str) -> str:
+    """The ``source`` of upserts a reconcile queues, naming the run."""
+    return f"{RUN_SOURCE}{run_id}"
+
+
+def tally(connection: Redis, job: Job | None, outcome: str) -> None:
+    """Count an upsert's final outcome on the run that queued it, if one did.
+
+    A reconcile only queues its writes; the run's created, updated and failed
+    counts come in as its upserts end, so the history shows what really
+    happened.
+    """
+    if job is None:
+        return
+    source, prefix = job.meta.get("source"), job.meta.get("prefix")
+    if not isinstance(source, str) or not source.startswith(RUN_SOURCE):
+        return
+    if not isinstance(prefix, str):
+        return
+    key = Keys(prefix).run_tally(source.removeprefix(RUN_SOURCE))
+    with connection.pipeline() as pipe:
+        pipe.hincrby(key, outcome, 1)
+        pipe.expire(key, TALLY_TTL)
+        pipe.execute()
+
+
 def stop_unless_retryable(
     job: Job,
     connection: Redis,
@@ -189,6 +219,8 @@ def stop_unless_retryable(
         kind = str(job.meta.get("kind", "unknown"))
         outcome = "retried" if retrying else "failed"
         metrics.count_job(connection, Keys(prefix), kind, outcome)
+    if not retrying:
+        tally(connection, job, "failed")
     log.warning(
         "job %s: %s (%s)",
         job.id,

@@ -29,8 +29,13 @@ from tests.integration.worker_support import (
     tracked_processes,
     wait_until,
 )
-from worker.jobs import LOCK_TTL
-from worker.queueing import drop_queue, enqueue_upsert, job_report
+from worker.jobs import LOCK_TTL, run_history
+from worker.queueing import (
+    drop_queue,
+    enqueue_reconcile,
+    enqueue_upsert,
+    job_report,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -289,3 +294,37 @@ def run_cli(env: dict[str, str], *args: str) -> str:
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
+
+
+def test_a_reconcile_run_counts_the_outcomes_of_the_upserts_it_queued(scene, processes):
+    sandbox, env, connection = scene
+    settings = settings_of(env)
+    active = [
+        t for t in sandbox.customers() if t["enabled"] and t["deleted_at"] is None
+    ]
+    # The fault matches the raw body, where JSON escapes non-ASCII letters.
+    broken = next(t for t in active if t["name"].isascii())
+    fault = {
+        "service": "alga",
+        "status": 400,
+        "method": "POST",
+        "path": "^/clients$",
+        "body_contains": broken["name"],
+    }
+    sandbox.control("POST", "/faults", fault)
+    start_worker(processes, env)
+
+    job_id = enqueue_reconcile(connection, settings, dry_run=False, source="test")
+
+    wait_until(lambda: state_of(connection, env, job_id) == "finished")
+    keys = Keys(settings.redis_prefix)
+
+    def settled() -> bool:
+        (run,) = run_history(connection, keys)
+        return run["created"] + run["failed"] == len(active)
+
+    wait_until(settled)
+    (run,) = run_history(connection, keys)
+    assert run["queued"] == len(active)
+    assert run["created"] == len(active) - 1
+    assert run["failed"] == 1
