@@ -321,7 +321,7 @@ def test_a_reconcile_run_counts_the_outcomes_of_the_upserts_it_queued(scene, pro
 
     def settled() -> bool:
         (run,) = run_history(connection, keys)
-        return run["created"] + run["failed"] == len(active)
+        return bool(run["created"] + run["failed"] == len(active))
 
     wait_until(settled)
     (run,) = run_history(connection, keys)
