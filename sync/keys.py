@@ -11,6 +11,7 @@ EXCLUDED = "{prefix}:excluded"
 
 # Jobs, schedule and metrics (worker/).
 PENDING_UPSERT = "{prefix}:pending-upsert:{tenant_id}"
+PENDING_RECONCILE = "{prefix}:pending-reconcile:{mode}"
 UPSERT_SEQUENCE = "{prefix}:upsert-sequence"
 TENANT_LOCK = "{prefix}:tenant-lock:{tenant_id}"
 POLL_CURSOR = "{prefix}:poll-cursor"
@@ -67,6 +68,10 @@ class Keys:
     def pending_upsert(self, tenant_id: str) -> str:
         """String with a TTL: the id of the tenant's upsert job still queued."""
         return PENDING_UPSERT.format(prefix=self.prefix, tenant_id=tenant_id)
+
+    def pending_reconcile(self, mode: str) -> str:
+        """String with a TTL: the id of the last reconcile asked for in ``mode``."""
+        return PENDING_RECONCILE.format(prefix=self.prefix, mode=mode)
 
     @property
     def upsert_sequence(self) -> str:

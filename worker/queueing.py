@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
@@ -25,7 +26,7 @@ from typing import Any
 from redis import Redis, RedisError
 from rq import Callback, Queue, Retry
 from rq.exceptions import AbandonedJobError, InvalidJobOperation, NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 from rq.timeouts import JobTimeoutException
 
@@ -39,6 +40,13 @@ log = logging.getLogger(__name__)
 # A queued upsert older than this no longer holds back a new one; a second
 # job for the tenant then only costs a read.
 PENDING_TTL = 3600
+# How long a reconcile marker may name a job not yet written to Redis.
+ENQUEUE_GRACE = 30
+# A reconcile in these states is the one a second request gets back; a failed
+# run waiting for its retry is scheduled.
+ACTIVE_STATES = frozenset(
+    {JobStatus.QUEUED, JobStatus.STARTED, JobStatus.SCHEDULED, JobStatus.DEFERRED}
+)
 RESULT_TTL = 24 * 3600
 FAILURE_TTL = 30 * 24 * 3600
 CALLBACK_TIMEOUT = 30
@@ -151,14 +159,61 @@ def enqueue_reconcile(
     source: str,
     job_id: str | None = None,
 ) -> str:
-    """Enqueue a full reconcile (fanned out by the worker); return the job id."""
-    job = sync_queue(redis, settings).enqueue(
-        "worker.jobs.reconcile",
-        dry_run,
-        job_id=job_id,
-        **_options(settings, RECONCILE, source),
-    )
-    return job.id
+    """Enqueue a full reconcile (fanned out by the worker); return the job id.
+
+    A scheduled reconcile comes with the ``job_id`` of its claimed slot. Any
+    other returns the reconcile of the same kind (dry run or not) that is
+    still queued or running, if there is one, instead of queuing another.
+    """
+    marker = None
+    if job_id is None:
+        mode = "dry-run" if dry_run else "write"
+        marker = Keys(settings.redis_prefix).pending_reconcile(mode)
+        job_id, held = _claim_reconcile(redis, marker)
+        if held:
+            return job_id
+    try:
+        sync_queue(redis, settings).enqueue(
+            "worker.jobs.reconcile",
+            dry_run,
+            job_id=job_id,
+            **_options(settings, RECONCILE, source),
+        )
+    except BaseException:
+        if marker is not None:
+            redis.register_script(_CLEAR_PENDING)(keys=[marker], args=[job_id])
+        raise
+    return job_id
+
+
+def _claim_reconcile(redis: Redis, marker: str) -> tuple[str, bool]:
+    """The active reconcile's id and True, or a new id ``marker`` now holds."""
+    while True:
+        held = _active_reconcile(redis, marker)
+        if held is not None:
+            return held, True
+        job_id = job_id_for(RECONCILE, uuid.uuid4().hex)
+        if redis.set(marker, job_id, nx=True, ex=PENDING_TTL):
+            return job_id, False
+
+
+def _active_reconcile(redis: Redis, marker: str) -> str | None:
+    """The reconcile ``marker`` names while it waits or runs; else free the marker."""
+    held = redis.get(marker)
+    if held is None:
+        return None
+    job_id = _text(held)
+    try:
+        status = Job.fetch(job_id, connection=redis).get_status()
+    except NoSuchJobError:
+        # A marker just set names a job another caller is queuing right now.
+        if redis.ttl(marker) > PENDING_TTL - ENQUEUE_GRACE:
+            return job_id
+        status = None
+    if status in ACTIVE_STATES:
+        return job_id
+    redis.register_script(_CLEAR_PENDING)(keys=[marker], args=[job_id])
+    return None
 
 
 def enqueue_poll(redis: Redis, settings: Settings, *, job_id: str) -> str:

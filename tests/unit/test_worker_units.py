@@ -10,6 +10,7 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from rq import Queue
 from rq.exceptions import AbandonedJobError
+from rq.job import Job, JobStatus
 
 from sync.errors import LinkConflict, RemoteUnavailable, RetryableError
 from sync.keys import Keys
@@ -17,7 +18,9 @@ from sync.settings import Settings
 from worker import jobs, metrics
 from worker.jobs import TenantBusy
 from worker.queueing import (
+    PENDING_TTL,
     clear_pending,
+    enqueue_reconcile,
     enqueue_upsert,
     job_id_for,
     queue_depth,
@@ -103,6 +106,54 @@ def test_a_stale_job_does_not_clear_a_newer_marker(redis, settings):
 
     assert not clear_pending(redis, keys, TENANT, f"upsert-{TENANT}-0")
     assert redis.get(keys.pending_upsert(TENANT)) == current.encode()
+
+
+def test_a_second_sync_now_gets_the_reconcile_already_queued(redis, settings):
+    first = enqueue_reconcile(redis, settings, dry_run=False, source="admin")
+    again = enqueue_reconcile(redis, settings, dry_run=False, source="api")
+    dry = enqueue_reconcile(redis, settings, dry_run=True, source="admin")
+
+    assert again == first and dry != first
+    assert enqueue_reconcile(redis, settings, dry_run=True, source="api") == dry
+    assert queue_depth(redis, settings) == 2
+    Job.fetch(first, connection=redis).set_status(JobStatus.STARTED)
+    assert enqueue_reconcile(redis, settings, dry_run=False, source="api") == first
+
+
+def test_a_finished_reconcile_lets_the_next_one_queue(redis, settings):
+    first = enqueue_reconcile(redis, settings, dry_run=False, source="admin")
+    Job.fetch(first, connection=redis).set_status(JobStatus.FINISHED)
+
+    later = enqueue_reconcile(redis, settings, dry_run=False, source="admin")
+
+    assert later != first
+    assert redis.get(Keys(settings.redis_prefix).pending_reconcile("write")) == (
+        later.encode()
+    )
+
+
+def test_a_lost_reconcile_holds_its_marker_only_while_being_queued(redis, settings):
+    marker = Keys(settings.redis_prefix).pending_reconcile("write")
+    redis.set(marker, "reconcile-being-queued", ex=PENDING_TTL)
+
+    assert enqueue_reconcile(redis, settings, dry_run=False, source="admin") == (
+        "reconcile-being-queued"
+    )
+    redis.set(marker, "reconcile-deleted", ex=PENDING_TTL - 60)
+    fresh = enqueue_reconcile(redis, settings, dry_run=False, source="admin")
+    assert fresh != "reconcile-deleted"
+    assert queue_depth(redis, settings) == 1
+
+
+def test_scheduled_reconciles_are_not_held_back(redis, settings):
+    enqueue_reconcile(redis, settings, dry_run=False, source="admin")
+
+    slot = enqueue_reconcile(
+        redis, settings, dry_run=False, source="schedule", job_id="reconcile-slot-1"
+    )
+
+    assert slot == "reconcile-slot-1"
+    assert queue_depth(redis, settings) == 2
 
 
 def test_jobs_carry_ids_and_retries_but_no_settings(redis, settings):
