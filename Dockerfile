@@ -15,6 +15,13 @@ RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /app \
         --shell /usr/sbin/nologin app
 
+# The setup wizard saves settings and keys in DATA_DIR. A new named volume
+# mounted on /data takes this folder's owner and mode, so the app can write
+# there; docker-compose.yml mounts one volume on web, worker and scheduler.
+ENV DATA_DIR=/data
+RUN install -d -o 10001 -g 10001 -m 700 /data
+VOLUME ["/data"]
+
 # Runtime requirements only; the test tools stay out of the image.
 COPY requirements.txt ./
 RUN pip install --no-compile -r requirements.txt

@@ -5,11 +5,12 @@
 #
 # The compose file is the repository's docker-compose.yml with three changes:
 # the app services run IMAGE:latest instead of building, nginx (in front of
-# web) publishes PORT, and DATA_DIR=/data lives on a named volume that this
-# script creates; nginx's deploy/nginx.conf is copied beside it. The
-# file is fetched from the repository's raw files (a GitHub page URL is turned
-# into its raw URL on branch main; any other URL is taken as the folder that
-# holds the raw files), or copied from a local checkout.
+# web) publishes PORT, and the app-data volume that holds DATA_DIR (/data) is
+# an external volume of a fixed name, created by this script, so that it
+# outlives 'docker compose down -v'. nginx's deploy/nginx.conf is copied
+# beside it. The file is fetched from the repository's raw files (a GitHub
+# page URL is turned into its raw URL on branch main; any other URL is taken
+# as the folder that holds the raw files), or copied from a local checkout.
 #
 # .env is written from .env.example, with fresh random secrets, only when
 # there is none: an existing .env is never touched. Running the script again
@@ -124,9 +125,11 @@ Install it (Debian, Ubuntu: apt-get install docker-compose-plugin) and run this 
     fi
 }
 
-# The repository's compose file, turned to the prebuilt image. Each line the
-# change relies on must be found once, so a reshaped file stops the install
-# instead of yielding a half-changed stack.
+# The repository's compose file, turned to the prebuilt image. It already
+# sets DATA_DIR and mounts the app-data volume; here that volume becomes the
+# external one this script creates. Each line the change relies on must be
+# found once, so a reshaped file stops the install instead of yielding a
+# half-changed stack.
 render_compose() {
     local source
     source=$(repo_file "$COMPOSE_NAME")
@@ -140,34 +143,24 @@ render_compose() {
             print ""
         }
         /^  build: \.$/ { seen["build"]++; next }
-        /^  image: / && !seen["image"]++ {
-            print "  image: " image
-            print "  volumes:"
-            print "    - app-data:/data"
-            next
-        }
-        /^    REDIS_URL: / {
-            seen["redis"]++
-            print
-            print "    DATA_DIR: /data"
-            next
-        }
+        /^  image: / && !seen["image"]++ { print "  image: " image; next }
         /^      - "8000:8000"$/ {
             seen["port"]++
             print "      - \"" port ":8000\""
             next
         }
-        /^volumes:$/ {
-            seen["volumes"]++
+        /^    DATA_DIR: \/data$/ { seen["DATA_DIR"]++ }
+        /^    - app-data:\/data$/ { seen["app-data:/data"]++ }
+        /^  app-data:$/ {
+            seen["app-data"]++
             print
-            print "  app-data:"
             print "    name: " volume
             print "    external: true"
             next
         }
         { print }
         END {
-            split("build image redis port volumes", keys, " ")
+            split("build image port DATA_DIR app-data:/data app-data", keys, " ")
             for (k in keys) {
                 if (seen[keys[k]] != 1) {
                     print "docker-compose.yml has an unexpected shape near its " \

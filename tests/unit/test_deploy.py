@@ -325,6 +325,26 @@ def test_compose_runs_the_image_with_a_data_volume(
     config = (target / "deploy" / "nginx.conf").read_text()
     assert config == (REPO / "deploy" / "nginx.conf").read_text()
     assert compose["volumes"]["app-data"] == {"name": VOLUME, "external": True}
+    assert "redis-data" in compose["volumes"]
+
+
+def test_compose_is_the_repository_file_but_for_image_port_and_volume(
+    tmp_path: Path, fake_docker: Path
+) -> None:
+    target = tmp_path / "stack"
+    assert install(tmp_path, *standard_args(target)).returncode == 0
+    source = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    written = yaml.safe_load((target / "docker-compose.yml").read_text())
+
+    for name in APP_SERVICES:
+        del source["services"][name]["build"]
+        source["services"][name]["image"] = f"{IMAGE}:latest"
+    source["services"]["nginx"]["ports"] = [f"{PORT}:8000"]
+    source["volumes"]["app-data"] = {"name": VOLUME, "external": True}
+    source.pop("x-app")
+    written.pop("x-app")
+
+    assert written == source
 
 
 def test_missing_docker_is_explained(tmp_path: Path) -> None:
@@ -347,21 +367,32 @@ def test_missing_compose_plugin_is_explained(tmp_path: Path, fake_docker: Path) 
     assert "Docker Compose plugin is missing" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("line", "entry"),
+    [
+        ("  build: .\n", "build"),
+        ('      - "8000:8000"\n', "port"),
+        ("    DATA_DIR: /data\n", "DATA_DIR"),
+        ("    - app-data:/data\n", "app-data:/data"),
+        ("  app-data:\n", "app-data"),
+    ],
+)
 def test_an_unexpected_compose_file_stops_the_install(
-    tmp_path: Path, fake_docker: Path
+    tmp_path: Path, fake_docker: Path, line: str, entry: str
 ) -> None:
     checkout = tmp_path / "checkout"
     checkout.mkdir()
     shutil.copy(REPO / ".env.example", checkout)
     original = (REPO / "docker-compose.yml").read_text()
-    (checkout / "docker-compose.yml").write_text(original.replace("  build: .\n", ""))
+    assert original.count(line) == 1
+    (checkout / "docker-compose.yml").write_text(original.replace(line, ""))
 
     args = standard_args(tmp_path / "stack")
     args[args.index("--repo") + 1] = str(checkout)
     result = install(tmp_path, *args)
 
     assert result.returncode == 1
-    assert "unexpected shape near its build entry" in result.stderr
+    assert f"unexpected shape near its {entry} entry" in result.stderr
     assert not (tmp_path / "stack" / "docker-compose.yml").exists()
     assert docker_calls(tmp_path) == ["compose version"]
 

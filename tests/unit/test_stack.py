@@ -219,6 +219,18 @@ def test_app_services_share_one_image_and_wait_for_redis(
     assert service["restart"] in {"always", "unless-stopped"}
 
 
+@pytest.mark.parametrize("name", APP_SERVICES)
+def test_app_services_share_the_saved_settings_volume(
+    compose: dict[str, Any], name: str
+) -> None:
+    service = compose["services"][name]
+
+    # Set in the stack itself: an empty DATA_DIR= in .env would hide the image's.
+    assert service["environment"]["DATA_DIR"] == "/data"
+    assert service["volumes"] == ["app-data:/data"]
+    assert compose["volumes"]["app-data"] is None
+
+
 @pytest.mark.parametrize("name", ["redis", "nginx", *APP_SERVICES])
 def test_every_service_has_a_health_check_and_restarts(
     compose: dict[str, Any], name: str
@@ -343,6 +355,20 @@ def test_dockerfile_runs_as_a_non_root_user(
 
     assert users, "no USER instruction: the container would run as root"
     assert users[-1].split(":")[0] not in {"root", "0"}
+
+
+def test_dockerfile_keeps_saved_settings_in_a_volume_the_app_owns(
+    dockerfile: list[tuple[str, str]],
+) -> None:
+    (user,) = [rest for keyword, rest in dockerfile if keyword == "USER"]
+    uid, gid = user.split(":")
+    made = dockerfile.index(("RUN", f"install -d -o {uid} -g {gid} -m 700 /data"))
+    volume = dockerfile.index(("VOLUME", '["/data"]'))
+
+    assert ("ENV", "DATA_DIR=/data") in dockerfile
+    # A new named volume takes /data's owner from the image, and changes to
+    # the folder after VOLUME are thrown away.
+    assert made < volume
 
 
 def test_dockerfile_health_check_calls_health_with_python(
