@@ -4,7 +4,11 @@ Until settings exist (saved by the wizard, or complete in the environment)
 the app is in setup mode: ``/`` leads to ``/setup``, and every webhook and
 API route but ``/health`` answers 503 ``not_configured``. Once the wizard
 has saved, ``/setup`` answers 403 until :func:`sync.saved_settings.reset_setup`
-(``python -m sync reset-setup``) opens it again.
+(the Settings page's reset, or ``python -m sync reset-setup``) opens it again.
+
+The wizard, its saving and its connection tests answer only a session that
+has shown the setup token (:mod:`web.setup_token`). Saving tests both
+remotes first, and saves failing ones only when the admin says so.
 
 :func:`configure_security` (session key, cookie flags, CSRF) is kept apart
 so that later admin pages can rely on the same session and CSRF protection.
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping
+from pathlib import Path
 
 import rq_dashboard
 from flask import (
@@ -39,10 +44,21 @@ from web.service import services
 from web.setup_form import (
     ProbeResult,
     SetupForm,
+    TokenForm,
     probe_acronis,
     probe_alga,
     settings_problems,
     web_url,
+)
+from web.setup_token import (
+    announce_at_start,
+    forget_token,
+    remember,
+    setup_token,
+    token_ok,
+    token_path,
+    token_shown,
+    token_variable,
 )
 
 log = logging.getLogger(__name__)
@@ -70,6 +86,7 @@ WIZARD_VARIABLES = (
     "SYNC_LINK_ONLY",
     "ADMIN_USERNAME",
 )
+WRONG_TOKEN = "that is not the setup token"
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
@@ -120,6 +137,9 @@ def register_setup(
     configure_security(app, store, environ)
     app.before_request(_refuse_until_configured)
     app.register_blueprint(blueprint)
+    with app.app_context():
+        if store is not None and setup_open():
+            announce_at_start(environ, store.data_dir)
 
 
 def _store() -> SettingsStore | None:
@@ -181,38 +201,115 @@ def _form_page(form: SetupForm, status: int = 200, **extra: object) -> tuple[str
     return page, status
 
 
+def _data_dir() -> Path:
+    store = _store()
+    assert store is not None  # the wizard is open only with a store
+    return store.data_dir
+
+
+def _token() -> str | None:
+    return setup_token(_environ(), _data_dir())
+
+
+def _token_page(status: int, error: str = "") -> tuple[str, int]:
+    problem = error
+    if _token() is None:
+        problem = (
+            f"cannot write {token_path(_data_dir())}: make DATA_DIR writable, "
+            "or set SETUP_TOKEN in the environment"
+        )
+    named = token_variable(_environ())
+    page = render_template(
+        "setup_token.html", form=TokenForm(), error=problem, named=named
+    )
+    return page, status
+
+
+def _accept_token() -> BaseResponse:
+    remember(_token() or "")
+    # A fresh address, so the token leaves the address bar and history.
+    return redirect("/setup", 303)
+
+
 @blueprint.get("/setup")
-def setup_page() -> tuple[str, int]:
+def setup_page() -> BaseResponse | tuple[str, int]:
+    """The wizard, once this session has shown the setup token."""
     if not setup_open():
         return _closed()
+    given = request.args.get("token")
+    if given is not None:
+        if token_ok(given, _token()):
+            return _accept_token()
+        return _token_page(403, WRONG_TOKEN)
+    if not token_shown(_token()):
+        return _token_page(200)
     return _form_page(SetupForm())
+
+
+@blueprint.post("/setup/token")
+def enter_token() -> BaseResponse | tuple[str, int]:
+    """Check the typed setup token; the wizard follows on success."""
+    if not setup_open():
+        return _closed()
+    form = TokenForm()
+    if form.validate_on_submit() and token_ok(form.token.data or "", _token()):
+        return _accept_token()
+    log.warning("setup: a wrong setup token was entered")
+    return _token_page(403, WRONG_TOKEN)
 
 
 @blueprint.post("/setup")
 def save_setup() -> tuple[str, int]:
-    """Validate, decide link-only mode, save; re-show the form on any problem."""
+    """Validate, test both remotes, decide link-only mode, save; else re-show."""
     if not setup_open():
         return _closed()
+    if not token_shown(_token()):
+        return _token_page(403, "enter the setup token first")
     form = SetupForm()
     if not form.validate_on_submit() or not _merged_ok(form):
         return _form_page(form, 422)
 
+    acronis = probe_acronis(form.acronis_values(), _environ())
+    alga = probe_alga(form.alga_values(), _environ())
+    failures = _failures(acronis, alga)
+    if failures and not form.save_anyway.data:
+        form.form_errors.extend(failures)
+        return _form_page(form, 422, failed=True)
+    return _save(form, alga, failures)
+
+
+def _failures(acronis: ProbeResult, alga: ProbeResult) -> list[str]:
+    """Each failed connection test as a line that names its remote."""
+    named = (("Acronis", acronis), ("AlgaPSA", alga))
+    return [
+        f"{name} connection test failed: {result.message}"
+        for name, result in named
+        if not result.ok
+    ]
+
+
+def _save(form: SetupForm, alga: ProbeResult, failures: list[str]) -> tuple[str, int]:
     # An AlgaPSA that already has clients is reviewed before any is created;
     # when it cannot be read now, the careful choice is the same.
-    alga = probe_alga(form.alga_values(), _environ())
     has_clients = bool(alga.clients) or not alga.ok
     link_only = has_clients and not form.create_clients.data
-    values = form.values(link_only=link_only)
     store = _store()
     assert store is not None  # setup_open() said so
     try:
-        store.save(values, admin=_admin(form))
+        store.save(form.values(link_only=link_only), admin=_admin(form))
     except OSError as exc:
         problem = f"cannot write {store.path} ({exc.strerror}): make DATA_DIR writable"
         form.form_errors.append(problem)
         return _form_page(form, 500)
-    log.info("setup saved; link-only mode %s", "on" if link_only else "off")
-    page = render_template("setup_done.html", link_only=link_only, alga=alga)
+    forget_token(store.data_dir)
+    log.info(
+        "setup saved; link-only mode %s; %d connection tests failed",
+        "on" if link_only else "off",
+        len(failures),
+    )
+    page = render_template(
+        "setup_done.html", link_only=link_only, alga=alga, failures=failures
+    )
     return page, 200
 
 
@@ -239,6 +336,9 @@ def test_connection(remote: str) -> tuple[Response, int]:
     """Try the typed credentials of one remote; JSON ``{ok, message, clients}``."""
     if not setup_open():
         answer = {"code": "setup_closed", "message": "the setup is already done"}
+        return jsonify({"error": answer}), 403
+    if not token_shown(_token()):
+        answer = {"code": "setup_token", "message": "enter the setup token first"}
         return jsonify({"error": answer}), 403
     form = SetupForm()
     result: ProbeResult | None

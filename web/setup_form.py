@@ -93,6 +93,7 @@ class SetupForm(FlaskForm):
         "Admin password again",
         [EqualTo("admin_password", message="the two passwords differ")],
     )
+    save_anyway = BooleanField("Save even though a connection test failed")
 
     def acronis_values(self) -> dict[str, str]:
         return {
@@ -126,6 +127,12 @@ class SetupForm(FlaskForm):
         """The form field that sets ``variable``, if the form has one."""
         found = getattr(self, variable.lower(), None)
         return found if isinstance(found, Field) else None
+
+
+class TokenForm(FlaskForm):
+    """The setup token, asked for before the wizard shows any setting."""
+
+    token = PasswordField("Setup token", [DataRequired()])
 
 
 def _word(flag: bool) -> str:
