@@ -19,6 +19,7 @@ from web.dashboard import register_dashboard
 from web.errors import ApiError, register_error_handlers
 from web.service import EXTENSION, JobQueue, RqJobQueue, Service, Services, connect
 from web.setup import register_setup
+from web.setup_form import UNUSED_ACRONIS, UNUSED_ALGA
 
 log = logging.getLogger(__name__)
 
@@ -70,10 +71,29 @@ def create_app(
     for blueprint in (webhooks.blueprint, api.blueprint, docs.blueprint):
         app.register_blueprint(blueprint)
     first = services.current()
-    if first is not None:
-        register_dashboard(app, first.settings, first.settings.redis_url)
+    _mount_dashboard(app, first.settings if first else None, environ or {})
     _trust_proxies(app, os.environ if environ is None else environ)
     return app
+
+
+def _mount_dashboard(
+    app: Flask, current: Settings | None, environ: Mapping[str, str]
+) -> None:
+    """Mount ``/rq`` whenever a Redis URL is known, even before the setup.
+
+    It must work right after the wizard saves, with no restart. Until then
+    the dashboard gets the environment's settings, with stand-ins for the
+    remote ones the setup has yet to supply.
+    """
+    if current is not None:
+        register_dashboard(app, current, current.redis_url)
+        return
+    try:
+        login = Settings.from_env({**environ, **UNUSED_ACRONIS, **UNUSED_ALGA})
+    except ConfigError as exc:
+        log.warning("the job dashboard at /rq is off until setup: %s", exc)
+        return
+    register_dashboard(app, login, environ.get("REDIS_URL", ""))
 
 
 def _trust_proxies(app: Flask, environ: Mapping[str, str]) -> None:
