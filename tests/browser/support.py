@@ -102,10 +102,16 @@ def csrf_token(html: str) -> str:
     return value.group(1)
 
 
+def setup_token(stack: Stack) -> str:
+    """The token the service made to guard its setup, read from its DATA_DIR."""
+    return (stack.data_dir / "setup-token").read_text().strip()
+
+
 def complete_setup(stack: Stack) -> None:
     """Save the setup over plain HTTP, as the wizard's form would."""
     session = requests.Session()
-    page = session.get(stack.url("/setup"), timeout=TIMEOUT)
+    params = {"token": setup_token(stack)}
+    page = session.get(stack.url("/setup"), params=params, timeout=TIMEOUT)
     form = {
         **remote_values(stack),
         "sync_cron": "",

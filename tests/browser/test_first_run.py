@@ -24,6 +24,7 @@ from tests.browser.support import (
     job_texts,
     leaked,
     remote_values,
+    setup_token,
     stored_texts,
 )
 
@@ -48,8 +49,23 @@ def probe(page: Page, remote: str) -> None:
 
 
 @step
-def test_a_fresh_start_leads_to_the_setup(page: Page, stack: Stack, screenshot: Camera):
+def test_a_fresh_start_asks_for_the_setup_token(
+    page: Page, stack: Stack, screenshot: Camera
+):
     page.goto(stack.url("/"))
+
+    expect(page).to_have_url(stack.url("/setup"))
+    expect(page.locator("form#setup")).to_have_count(0)
+    page.fill("#token", "a guessed token")
+    page.click("#setup-token-submit")
+    expect(page.locator("#token-error")).to_have_text("that is not the setup token")
+    screenshot(page, "00-setup-token")
+
+
+@step
+def test_the_token_opens_the_setup(page: Page, stack: Stack, screenshot: Camera):
+    page.fill("#token", setup_token(stack))
+    page.click("#setup-token-submit")
 
     expect(page).to_have_url(stack.url("/setup"))
     expect(page.locator("form#setup")).to_be_visible()

@@ -19,6 +19,7 @@ from web import create_app
 pytestmark = pytest.mark.integration
 
 ADMIN_PASSWORD = "a long admin password"
+SETUP_TOKEN = "the integration tests' setup token"
 
 
 @pytest.fixture
@@ -37,10 +38,12 @@ def client(data_dir: Path, redis_url: str, redis_prefix: str) -> FlaskClient:
         "DATA_DIR": str(data_dir),
         "REDIS_URL": redis_url,
         "SYNC_REDIS_PREFIX": redis_prefix,
+        "SETUP_TOKEN": SETUP_TOKEN,
     }
-    return create_app(
-        redis=redis.Redis.from_url(redis_url), environ=environ
-    ).test_client()
+    app = create_app(redis=redis.Redis.from_url(redis_url), environ=environ)
+    client = app.test_client()
+    assert client.get("/setup", query_string={"token": SETUP_TOKEN}).status_code == 303
+    return client
 
 
 def form_of(sandbox: Sandbox, **changes: str) -> dict[str, str]:
