@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 LINKS = "{prefix}:links"
 LINK_CLIENTS = "{prefix}:link-clients"
 ACRONIS_TOKEN = "{prefix}:acronis-token:{credentials}"
@@ -22,7 +24,12 @@ METRICS = "{prefix}:metrics:{family}"
 
 # The admin pages (web/admin*.py).
 LOGIN_LIMIT = "{prefix}:login-limit"
+ADMIN_SESSION = "{prefix}:admin-session:{sid}"
 REVIEW_ACCEPTED = "{prefix}:review-accepted"
+
+
+# Characters a Redis SCAN pattern reads as wildcards.
+_GLOB = re.compile(r"([*?\[\]\\])")
 
 
 class Keys:
@@ -108,6 +115,16 @@ class Keys:
     def login_limit(self) -> str:
         """Prefix of the login attempt counters (flask-limiter builds the rest)."""
         return LOGIN_LIMIT.format(prefix=self.prefix)
+
+    def admin_session(self, sid: str) -> str:
+        """String with a TTL: the admin name of one live login session."""
+        return ADMIN_SESSION.format(prefix=self.prefix, sid=sid)
+
+    @property
+    def admin_session_pattern(self) -> str:
+        """SCAN pattern of every admin session under this prefix, and no other."""
+        prefix = _GLOB.sub(r"\\\1", self.prefix)
+        return ADMIN_SESSION.format(prefix=prefix, sid="*")
 
     @property
     def review_accepted(self) -> str:

@@ -2,8 +2,10 @@
 
 Every page under ``/admin`` needs a live admin session (see
 :mod:`web.admin_auth`); without one the browser is sent to ``/login``, and
-before the setup is done to ``/``. Pages that read the remotes use the
-service's one runtime under its lock, since its clients are not shared.
+before the setup is done to ``/``. A form sent without its CSRF token, or
+with an expired one, gets a readable page with a link back. Pages that
+read the remotes use the service's one runtime under its lock, since its
+clients are not shared.
 """
 
 from __future__ import annotations
@@ -13,11 +15,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from flask import Blueprint, Response, flash, redirect, request, url_for
+from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response as BaseResponse
 
 from sync.errors import ConfigError, SyncError
 from sync.runtime import Runtime
-from web.admin_auth import signed_in
+from web.admin_auth import csrf_refused, signed_in
 from web.service import Service, services
 from web.setup import PAGE_HEADERS
 
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("admin", __name__, url_prefix="/admin")
 
 PAGE_SIZE = 25
+
+blueprint.register_error_handler(CSRFError, csrf_refused)
 
 
 @blueprint.before_request

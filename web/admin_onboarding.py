@@ -28,8 +28,10 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from sync import onboarding
 from sync.errors import ConfigError, PermanentError, SyncError
+from sync.runtime import redacted
 from sync.saved_settings import SettingsStore, reset_setup
 from sync.settings import Settings, settings_sources
+from web.admin_auth import end_all_sessions, saved_admin
 from web.admin_base import current, refused, runtime
 from web.setup import ENVIRON, STORE
 
@@ -176,19 +178,33 @@ def _secret(annotation: Any) -> bool:
     return "SecretStr" in str(annotation)
 
 
-def setting_rows(settings: Settings, sources: dict[str, str]) -> list[dict[str, str]]:
-    """Each setting by variable: its value (a secret only as "set") and source."""
+def setting_rows(
+    settings: Settings, sources: dict[str, str], *, saved_login: bool = False
+) -> list[dict[str, str]]:
+    """Each setting by variable: its value (a secret only as "set") and source.
+
+    ``saved_login`` says the setup saved an admin password (as a hash), so
+    ``ADMIN_PASSWORD`` is set even when the environment has none. A password
+    in ``REDIS_URL`` is masked.
+    """
     rows = []
     for name, field in Settings.model_fields.items():
         variable = str(field.alias)
-        rows.append(
-            {
-                "variable": variable,
-                "value": _shown(getattr(settings, name), _secret(field.annotation)),
-                "source": sources.get(variable, "default"),
-            }
-        )
+        value = _shown(getattr(settings, name), _secret(field.annotation))
+        if variable == "ADMIN_PASSWORD" and saved_login:
+            value = "set"
+        elif variable == "REDIS_URL":
+            value = redacted(value)
+        source = sources.get(variable, "default")
+        rows.append({"variable": variable, "value": value, "source": source})
     return rows
+
+
+def _has_saved_login() -> bool:
+    try:
+        return saved_admin() is not None
+    except ConfigError:
+        return False
 
 
 def _sources(settings: Settings) -> dict[str, str]:
@@ -203,7 +219,7 @@ def _sources(settings: Settings) -> dict[str, str]:
 @blueprint.get("/settings")
 def settings_page() -> str:
     settings = current().settings
-    rows = setting_rows(settings, _sources(settings))
+    rows = setting_rows(settings, _sources(settings), saved_login=_has_saved_login())
     return render_template(
         "admin/settings.html", rows=rows, can_reset=_store() is not None
     )
@@ -216,14 +232,18 @@ def confirm_reset() -> str:
 
 @blueprint.post("/settings/reset")
 def reset() -> BaseResponse:
-    """Forget the saved settings, log out, and let ``/`` lead to the setup."""
+    """Forget the saved settings, end every admin session, lead ``/`` to the setup."""
     store = _store()
     if store is None or request.form.get("confirm") != "reset":
         flash("Nothing was reset: confirm by ticking the box.", "error")
         return redirect(url_for("admin.onboarding.confirm_reset"))
+    # Sessions go first: they live under the prefix of the settings reset.
+    ended = end_all_sessions(current())
     removed = reset_setup(store.data_dir)
     log.warning(
-        "admin: setup reset (saved settings %s)", "removed" if removed else "none"
+        "admin: setup reset (saved settings %s, %d sessions ended)",
+        "removed" if removed else "none",
+        ended,
     )
     session.clear()
     return redirect("/")

@@ -224,6 +224,9 @@ def test_five_wrong_passwords_lock_the_login_with_a_growing_retry_after(
     refused = log_in(client)
 
     assert refused.status_code == 429
+    assert refused.mimetype == "text/html"
+    assert "Too many wrong passwords" in refused.text
+    assert 'href="/login"' in refused.text
     first_wait = int(refused.headers["Retry-After"])
     assert 0 < first_wait <= 15 * 60
     for _ in range(2):
@@ -233,21 +236,48 @@ def test_five_wrong_passwords_lock_the_login_with_a_growing_retry_after(
     assert int(held_off.headers["Retry-After"]) > 15 * 60
 
 
-def test_wrong_passwords_for_one_user_lock_it_from_every_address(client) -> None:
-    for number in range(5):
-        address = {"REMOTE_ADDR": f"10.0.0.{number}"}
-        log_in(client, password="guess", environ_base=address)
+def test_wrong_passwords_from_one_address_lock_out_that_address_only(
+    client: FlaskClient, fake_redis: fakeredis.FakeRedis
+) -> None:
+    attacker = {"REMOTE_ADDR": "10.0.0.1"}
+    for _ in range(5):
+        log_in(client, password="guess", username="boss", environ_base=attacker)
 
-    answer = log_in(client, environ_base={"REMOTE_ADDR": "10.0.0.99"})
+    refused = log_in(client, environ_base=attacker)
+    admin = log_in(client, environ_base={"REMOTE_ADDR": "10.0.0.99"})
 
-    assert answer.status_code == 429
-    assert "Retry-After" in answer.headers
-    other = log_in(client, username="someone", environ_base={"REMOTE_ADDR": "10.9.9.9"})
-    assert other.status_code == 401
+    assert refused.status_code == 429
+    assert admin.status_code == 302
+    assert fake_redis.keys("*boss*") == []
 
 
-def test_the_saved_admin_wins_over_the_environment(tmp_path: Path) -> None:
+def test_usernames_sent_to_the_login_never_become_redis_keys(
+    client: FlaskClient, fake_redis: fakeredis.FakeRedis
+) -> None:
+    for number in range(3):
+        log_in(client, password="guess", username=f"chosen-by-attacker-{number}")
+
+    assert fake_redis.keys("*chosen-by-attacker*") == []
+    assert fake_redis.keys("*login-limit*") != []
+
+
+def test_the_environment_login_wins_over_the_saved_one(tmp_path: Path) -> None:
     environ = environ_for(tmp_path)
+    store = SettingsStore.from_environ(environ)
+    store.save({}, admin=Admin("owner", hash_password("a saved password")))
+    client = create_app(redis=fakeredis.FakeRedis(), environ=environ).test_client()
+
+    assert (
+        log_in(client, password="a saved password", username="owner").status_code == 401
+    )
+    assert log_in(client).status_code == 302
+    assert client.get("/admin/settings").status_code == 200
+
+
+def test_without_an_environment_password_the_saved_login_is_the_one(
+    tmp_path: Path,
+) -> None:
+    environ = environ_for(tmp_path, ADMIN_PASSWORD="")
     store = SettingsStore.from_environ(environ)
     store.save({}, admin=Admin("owner", hash_password("a saved password")))
     client = create_app(redis=fakeredis.FakeRedis(), environ=environ).test_client()
@@ -275,6 +305,9 @@ def test_a_post_without_its_csrf_token_is_refused(admin, queue, path) -> None:
     answer = admin.post(path, data={"username": "boss", "password": PASSWORD})
 
     assert answer.status_code == 400
+    assert answer.mimetype == "text/html"
+    assert "The form has expired" in answer.text
+    assert 'id="problem-back"' in answer.text
     assert queue.reconciles == [] and queue.upserts == []
 
 
