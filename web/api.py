@@ -1,9 +1,11 @@
 """Operator routes: start a sync, follow a job, preview, health, metrics.
 
 ``/sync``, ``/jobs`` and ``/preview`` need ``Authorization: Bearer
-<SYNC_API_TOKEN>`` or the admin's HTTP Basic login. ``/health``, ``/ready``
-and ``/metrics`` are open, as probes and scrapers expect; they show counts
-and ages, never tenant data.
+<SYNC_API_TOKEN>``, the admin's login as HTTP Basic, or a logged-in admin
+session. The routes take no CSRF token, so a session is only taken from a
+request this server's own pages sent (see :mod:`web.dashboard`).
+``/health``, ``/ready`` and ``/metrics`` are open, as probes and scrapers
+expect; they show counts and ages, never tenant data.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from sync.console import plan_to_dict
 from sync.errors import SyncError
+from web.admin_auth import basic_login_ok, signed_in
+from web.dashboard import SAFE_METHODS, foreign_reason, shows_own_origin
 from web.errors import ApiError
 from web.service import Service, service
-from web.signatures import basic_login_matches, bearer_token, secret_matches
+from web.signatures import bearer_token, secret_matches
 from worker.metrics import collect
 
 log = logging.getLogger(__name__)
@@ -37,20 +41,16 @@ JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
 def require_operator(svc: Service) -> None:
-    """Let the request on with the API token or the admin login; else 401."""
-    settings = svc.settings
+    """Let the request on with the API token, the admin login or session; else 401."""
     token = bearer_token(request.headers.get("Authorization", ""))
-    expected = settings.sync_api_token
+    expected = svc.settings.sync_api_token
     if (
         token is not None
         and expected is not None
         and secret_matches(token, expected.get_secret_value())
     ):
         return
-    password = settings.admin_password
-    if password is not None and basic_login_matches(
-        request.authorization, settings.admin_username, password.get_secret_value()
-    ):
+    if basic_login_ok() or _own_page_session():
         return
     raise ApiError(
         401,
@@ -58,6 +58,13 @@ def require_operator(svc: Service) -> None:
         "send Authorization: Bearer <SYNC_API_TOKEN> or the admin login",
         headers={"WWW-Authenticate": 'Bearer, Basic realm="alga-acronis-sync"'},
     )
+
+
+def _own_page_session() -> bool:
+    """An admin session, sent by this server's own pages when it changes things."""
+    if foreign_reason() or not signed_in():
+        return False
+    return request.method in SAFE_METHODS or shows_own_origin()
 
 
 def _flag(name: str) -> bool:

@@ -3,10 +3,13 @@
 The dashboard has no CSRF protection, requeues every failed job on a plain
 GET and shows job arguments and tracebacks, so every path under the prefix,
 its static files included, asks for the admin first: a logged-in admin
-session (``/login``), or, for scripts and only while ``ADMIN_PASSWORD`` is
-set, HTTP Basic credentials ``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``,
-compared in constant time. A browser without either is sent to ``/login``.
-Without a Redis URL the dashboard is not mounted and its paths answer 404.
+session (``/login``), or, for scripts, the admin login as HTTP Basic
+credentials, checked like ``/login`` (:func:`web.admin_auth.credentials_ok`).
+A browser without either is sent to ``/login``. Without a Redis URL the
+dashboard is not mounted and its paths answer 404. Its answers carry the
+admin pages' headers; their Content-Security-Policy lets in the inline
+scripts and styles and the template compiler the dashboard needs, and no
+other origin.
 
 A browser sends a saved Basic login along with requests other sites make
 it send, so the login alone does not show the admin meant a request. The
@@ -20,9 +23,7 @@ that TLS ended at a proxy in front does not refuse the admin.
 
 from __future__ import annotations
 
-import hmac
 import logging
-from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit
 
 import rq_dashboard
@@ -30,9 +31,11 @@ from flask import Flask, Response, redirect, request
 from rq_dashboard.web import setup_rq_connection
 from werkzeug.wrappers import Response as BaseResponse
 
+from sync.errors import ConfigError
 from sync.settings import Settings
-from web.admin_auth import signed_in
+from web.admin_auth import admin_name, basic_login_ok, signed_in
 from web.errors import error_response
+from web.setup import PAGE_HEADERS
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +49,23 @@ POLL_INTERVAL_MS = 5000
 ACTING_SEGMENTS = frozenset({"requeue", "delete", "empty", "compact"})
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FOREIGN_FETCH_SITES = frozenset({"cross-site", "same-site"})
+# rq-dashboard runs inline scripts and compiles underscore templates (eval).
+DASHBOARD_HEADERS = {
+    **PAGE_HEADERS,
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+        "style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+}
 
 
 def register_dashboard(app: Flask, settings: Settings, redis_url: str) -> None:
     """Mount rq-dashboard on ``app`` under ``/rq``, behind the admin login.
 
-    Does nothing (so ``/rq`` stays a 404) without a Redis URL.
+    Does nothing (so ``/rq`` stays a 404) without a Redis URL. ``settings``
+    are those the app starts with; the login is looked up at each request,
+    so that a changed admin takes effect at once.
     """
     if not redis_url:
         log.info("REDIS_URL is empty: the job dashboard at %s is off", PREFIX)
@@ -59,40 +73,39 @@ def register_dashboard(app: Flask, settings: Settings, redis_url: str) -> None:
 
     app.config["RQ_DASHBOARD_REDIS_URL"] = redis_url
     app.config["RQ_DASHBOARD_POLL_INTERVAL"] = POLL_INTERVAL_MS
-    app.before_request(_guard(settings))
+    app.before_request(_guard)
+    app.after_request(_dashboard_headers)
     app.register_blueprint(rq_dashboard.blueprint, url_prefix=PREFIX)
     setup_rq_connection(app)
 
 
-def _guard(settings: Settings) -> Callable[[], BaseResponse | None]:
-    """A before-request hook that stops unauthenticated dashboard requests."""
-    username = settings.admin_username.encode()
-    password = _password(settings).encode()
-
-    def check() -> BaseResponse | None:
-        if not _under_prefix(request.path):
-            return None
-        reason = _foreign_reason()
-        if reason:
-            log.warning("dashboard: refused %s %s (%s)", request.method, PREFIX, reason)
-            return error_response(
-                403, "cross_site", f"the job dashboard refuses {reason}"
-            )
-        if not signed_in() and not (password and _authorized(username, password)):
-            return _login_needed(basic=bool(password))
-        if _acts(request.method, request.path) and not _shows_own_origin():
-            return error_response(
-                403,
-                "cross_site",
-                "a change in the job dashboard needs an Origin or Referer "
-                "of this server: use the dashboard's own buttons",
-            )
+def _guard() -> BaseResponse | None:
+    """Stop dashboard requests from other sites and from anyone but the admin."""
+    if not _under_prefix(request.path):
         return None
+    reason = foreign_reason()
+    if reason:
+        log.warning("dashboard: refused %s %s (%s)", request.method, PREFIX, reason)
+        return error_response(403, "cross_site", f"the job dashboard refuses {reason}")
+    if not signed_in() and not basic_login_ok():
+        return _login_needed()
+    if acts(request.method, request.path) and not shows_own_origin():
+        return error_response(
+            403,
+            "cross_site",
+            "a change in the job dashboard needs an Origin or Referer "
+            "of this server: use the dashboard's own buttons",
+        )
+    return None
 
-    return check
+
+def _dashboard_headers(response: Response) -> Response:
+    if _under_prefix(request.path):
+        response.headers.update(DASHBOARD_HEADERS)
+    return response
 
 
-def _foreign_reason() -> str:
+def foreign_reason() -> str:
     """Why the request seems sent by another site, or "" when it does not."""
     if request.headers.get("Sec-Fetch-Site", "").lower() in FOREIGN_FETCH_SITES:
         return "requests sent from another site"
@@ -102,14 +115,14 @@ def _foreign_reason() -> str:
     return ""
 
 
-def _acts(method: str, path: str) -> bool:
+def acts(method: str, path: str) -> bool:
     """Whether a dashboard request changes jobs or queues."""
     if method.upper() not in SAFE_METHODS:
         return True
     return not ACTING_SEGMENTS.isdisjoint(path.split("/"))
 
 
-def _shows_own_origin() -> bool:
+def shows_own_origin() -> bool:
     origin = request.headers.get("Origin")
     if origin is not None:
         return _is_own(origin)
@@ -132,25 +145,11 @@ def _under_prefix(path: str) -> bool:
     return path == PREFIX or path.startswith(PREFIX + "/")
 
 
-def _authorized(username: bytes, password: bytes) -> bool:
-    """Whether the request carries exactly the admin's Basic credentials."""
-    auth = request.authorization
-    if auth is None or auth.type != "basic":
-        return False
-
-    given_user = (auth.username or "").encode()
-    given_password = (auth.password or "").encode()
-    # Compare both parts every time, so the timing reveals neither.
-    user_ok = hmac.compare_digest(given_user, username)
-    password_ok = hmac.compare_digest(given_password, password)
-    return user_ok and password_ok
-
-
-def _login_needed(*, basic: bool) -> BaseResponse:
+def _login_needed() -> BaseResponse:
     """A browser goes to the login page; a script is told how to authenticate."""
     if request.accept_mimetypes.accept_html:
         return redirect(f"/login?{urlencode({'next': request.path})}")
-    if basic:
+    if _login_set():
         return challenge()
     return error_response(
         401, "unauthorized", "log in at /login as the admin to see the jobs"
@@ -162,11 +161,13 @@ def challenge() -> Response:
     return error_response(
         401,
         "unauthorized",
-        "log in as the admin (ADMIN_USERNAME / ADMIN_PASSWORD) to see the jobs",
+        "log in as the admin (the login of /login) to see the jobs",
         {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
     )
 
 
-def _password(settings: Settings) -> str:
-    secret = settings.admin_password
-    return "" if secret is None else secret.get_secret_value()
+def _login_set() -> bool:
+    try:
+        return admin_name() is not None
+    except ConfigError:
+        return False

@@ -7,11 +7,10 @@ import socket
 
 import fakeredis
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from sync.settings import Settings
-from web.dashboard import register_dashboard
+from web import create_app
 
 BASE_ENV = {
     "ACRONIS_BASE_URL": "http://127.0.0.1:9/api/2",
@@ -39,16 +38,9 @@ def closed_redis_url() -> str:
 
 
 def make_client(redis_url: str, **extra: str) -> FlaskClient:
-    app = Flask("dashboard-test")
-    app.config["TESTING"] = True
-
-    @app.get("/health")
-    def health() -> str:
-        return "ok"
-
-    settings = Settings.from_env({**BASE_ENV, **extra})
-    register_dashboard(app, settings, redis_url)
-    return app.test_client()
+    """The whole app, whose dashboard reads ``redis_url``; the rest a fake Redis."""
+    settings = Settings.from_env({**BASE_ENV, "REDIS_URL": redis_url, **extra})
+    return create_app(settings, fakeredis.FakeRedis()).test_client()
 
 
 @pytest.fixture
