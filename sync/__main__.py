@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -263,10 +264,8 @@ def requeue(ctx: click.Context, everything: bool, job_ids: tuple[str, ...]) -> N
 def suggest(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     """List the tenants the next sync would create a client for, with look-alikes."""
     runtime = load_runtime(ctx)
-    try:
+    with refusals():
         suggestions = onboarding.review(runtime)
-    except SyncError as exc:
-        raise _refused(exc) from None
     shown = suggestions[:limit]
     if as_json:
         document = {
@@ -311,13 +310,17 @@ def _onboarding_runtime(ctx: click.Context) -> Runtime:
     return runtime
 
 
-def _refused(exc: SyncError) -> SystemExit:
-    """Say why a command did nothing; a remote may recover, a refusal will not."""
-    label = "Refused" if isinstance(exc, PermanentError) else "Failed, try again"
-    err.print(f"[bold red]{label}:[/] ", end="")
-    # Unwrapped, so that a log or a script sees the message on one line.
-    err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
-    return SystemExit(EXIT_FAILED)
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Say why a command did nothing and exit 1; a remote may recover, a refusal not."""
+    try:
+        yield
+    except SyncError as exc:
+        label = "Refused" if isinstance(exc, PermanentError) else "Failed, try again"
+        err.print(f"[bold red]{label}:[/] ", end="")
+        # Unwrapped, so that a log or a script sees the message on one line.
+        err.print(str(exc), markup=False, highlight=False, soft_wrap=True)
+        raise SystemExit(EXIT_FAILED) from None
 
 
 @cli.command()
@@ -327,10 +330,8 @@ def _refused(exc: SyncError) -> SystemExit:
 def link(ctx: click.Context, tenant_id: str, client_id: str) -> None:
     """Link tenant TENANT_ID to the existing AlgaPSA client CLIENT_ID."""
     runtime = _onboarding_runtime(ctx)
-    try:
+    with refusals():
         onboarding.link_by_hand(runtime, tenant_id, client_id)
-    except SyncError as exc:
-        raise _refused(exc) from None
     out.print(
         f"Linked tenant {tenant_id} to AlgaPSA client {client_id}. The next sync "
         "brings its fields in step and adds the tenant id to its notes.",
@@ -344,10 +345,8 @@ def link(ctx: click.Context, tenant_id: str, client_id: str) -> None:
 def unlink(ctx: click.Context, tenant_id: str) -> None:
     """Drop the link of tenant TENANT_ID; its AlgaPSA client is not touched."""
     runtime = _onboarding_runtime(ctx)
-    try:
+    with refusals():
         removed = onboarding.unlink(runtime, tenant_id)
-    except SyncError as exc:
-        raise _refused(exc) from None
     out.print(
         f"Unlinked tenant {tenant_id} from AlgaPSA client {removed.client_id}. "
         "A client whose notes still carry the tenant id is linked again by the "
@@ -362,10 +361,8 @@ def unlink(ctx: click.Context, tenant_id: str) -> None:
 def exclude(ctx: click.Context, tenant_id: str) -> None:
     """Keep tenant TENANT_ID out of every sync until it is included again."""
     runtime = _onboarding_runtime(ctx)
-    try:
+    with refusals():
         added = onboarding.exclude(runtime, tenant_id)
-    except SyncError as exc:
-        raise _refused(exc) from None
     state = "is now" if added else "was already"
     out.print(f"Tenant {tenant_id} {state} excluded from the sync.", highlight=False)
 
@@ -376,10 +373,8 @@ def exclude(ctx: click.Context, tenant_id: str) -> None:
 def include(ctx: click.Context, tenant_id: str) -> None:
     """Let the excluded tenant TENANT_ID be synced again."""
     runtime = _onboarding_runtime(ctx)
-    try:
+    with refusals():
         onboarding.include(runtime, tenant_id)
-    except SyncError as exc:
-        raise _refused(exc) from None
     out.print(f"Tenant {tenant_id} is synced again.", highlight=False)
 
 
