@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
+from sync.diff import FieldChange, field_changes, put_body
 from sync.errors import MappingError
 from sync.mapping import MappedTenant
 from sync.mapping import Mapping as FieldMapping
@@ -51,15 +52,6 @@ class LinkSource(StrEnum):
     STORE = "store"
     MARKER = "marker"
     NAME = "name"
-
-
-@dataclasses.dataclass(frozen=True)
-class FieldChange:
-    """One dotted client field whose AlgaPSA value differs from the mapped one."""
-
-    field: str
-    old: Any
-    new: Any
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,7 +326,7 @@ class _Planner:
         client = self.ctx.clients[found.client_id]
         if mapped.tenant_id in self.ctx.own_names:
             mapped = _named_as(mapped, client)
-        changes = tuple(_changes(mapped, client, self.ctx.key_field))
+        changes = tuple(field_changes(mapped, client, self.ctx.key_field))
         new_name = str(mapped.client["client_name"]).strip()
         self._check_rename(changes, new_name, found.client_id, mapped.tenant_id)
         self.names.setdefault(new_name, mapped.tenant_id)
@@ -351,7 +343,7 @@ class _Planner:
         fields = ", ".join(change.field for change in changes)
         verb = "differs" if len(changes) == 1 else "differ"
         reason = f"{found.note}{how}{fields} {verb} from Acronis"
-        body = _put_body(changes, client)
+        body = put_body(changes, client)
         return Plan(
             mapped.tenant_id, name, Action.UPDATE, reason, body=body,
             changes=changes, **common,
@@ -402,74 +394,3 @@ def _named_as(mapped: MappedTenant, client: Mapping[str, Any]) -> MappedTenant:
         return mapped
     renamed = {**mapped.client, "client_name": client["client_name"]}
     return dataclasses.replace(mapped, client=renamed)
-
-
-def _read(body: Mapping[str, Any], target: str) -> Any:
-    head, _, rest = target.partition(".")
-    value = body.get(head)
-    if not rest:
-        return value
-    return value.get(rest) if isinstance(value, Mapping) else None
-
-
-def _same(old: Any, new: Any, target: str) -> bool:
-    if old in (None, "") and new in (None, ""):
-        return True
-    if target == "client_name" and isinstance(old, str) and isinstance(new, str):
-        # The server trims names, so blanks at the ends are never a change.
-        return old.strip() == new.strip()
-    if _is_number(old) and _is_number(new):
-        return bool(old == new)
-    return bool(old == new and type(old) is type(new))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _changes(
-    mapped: MappedTenant, client: Mapping[str, Any], key_field: str
-) -> list[FieldChange]:
-    found = []
-    for target in sorted(mapped.sync_fields):
-        old, new = _read(client, target), _read(mapped.client, target)
-        if target == key_field:
-            new = _with_marker(old, new, mapped.tenant_id)
-        if not _same(old, new, target):
-            found.append(FieldChange(target, old, new))
-    return found
-
-
-def _with_marker(old: Any, marker: Any, tenant_id: str) -> Any:
-    """Key-field text that carries ``marker`` on a line and every line a person wrote.
-
-    Text that already holds ``marker`` stays as it is; lines that mention the
-    tenant id are an earlier marker and make way for the new one.
-    """
-    if not isinstance(marker, str):
-        return marker
-    text = old if isinstance(old, str) else ""
-    if marker in text:
-        return old
-    tenant = tenant_id.lower()
-    kept = [line for line in text.splitlines() if tenant not in line.lower()]
-    while kept and not kept[-1].strip():
-        kept.pop()  # blank lines at the end would leave a gap before the marker
-    return "\n".join([*kept, marker])
-
-
-def _put_body(
-    changes: Sequence[FieldChange], client: Mapping[str, Any]
-) -> dict[str, Any]:
-    """The PUT body: changed fields only, but ``properties`` whole and merged."""
-    body: dict[str, Any] = {}
-    for change in changes:
-        head, _, rest = change.field.partition(".")
-        if not rest:
-            body[head] = change.new
-            continue
-        if head not in body:
-            existing = client.get(head)
-            body[head] = dict(existing) if isinstance(existing, Mapping) else {}
-        body[head][rest] = change.new
-    return body

@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sync.diff import FieldChange
 from sync.errors import SyncError
-from sync.planner import Action, FieldChange, Plan
+from sync.planner import Action, Plan
 
 RESULTS = ("created", "updated", "unchanged", "skipped", "failed")
 

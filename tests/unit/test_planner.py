@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from sync.diff import FieldChange
 from sync.mapping import Mapping
 from sync.mapping_file import load_mapping, parse_mapping
 from sync.planner import (
     Action,
-    FieldChange,
     LinkSource,
     Plan,
     PlanContext,
