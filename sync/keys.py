@@ -33,7 +33,11 @@ _GLOB = re.compile(r"([*?\[\]\\])")
 
 
 class Keys:
-    """Key names under one prefix, so that several installs can share a Redis."""
+    """Key names under one prefix.
+
+    The prefix keeps the sync's own keys apart; RQ's keys and job ids are not
+    under it, so a Redis database per install is still the safe choice.
+    """
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
