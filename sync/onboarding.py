@@ -28,6 +28,7 @@ from sync.errors import LinkConflict, PermanentError
 from sync.links import Link
 from sync.planner import UUID, Action, Plan
 from sync.runtime import Runtime
+from sync.settings import UUID_PATTERN as UUID_TEXT
 
 SUGGESTIONS_PER_TENANT = 3
 SCORE_FLOOR = 60
@@ -244,6 +245,9 @@ def link_by_hand(runtime: Runtime, tenant_id: str, client_id: str) -> Link:
     carries another tenant's id. Linking a pair that is already linked
     returns the link unchanged.
     """
+    for kind, value in (("tenant", tenant_id), ("client", client_id)):
+        if not UUID_TEXT.fullmatch(value):
+            raise PermanentError(f"{value[:60]!r} is not a {kind} id (a UUID)")
     _customer(runtime, tenant_id)
     known = runtime.links.get(tenant_id)
     if known is not None and known.client_id == client_id:

@@ -401,3 +401,11 @@ def test_exclude_and_include_check_the_tenant(runtime):
     onboarding.include(runtime, T1)
     with pytest.raises(PermanentError, match="not excluded"):
         onboarding.include(runtime, T1)
+
+
+@pytest.mark.parametrize("client_id", ["x" * 200_000, f"{C1}\n", "../clients"])
+def test_link_by_hand_refuses_a_client_id_that_is_not_a_uuid(runtime, client_id):
+    with pytest.raises(PermanentError, match="is not a client id"):
+        onboarding.link_by_hand(runtime, T1, client_id)
+
+    assert runtime.links.get(T1) is None
