@@ -16,10 +16,12 @@ The process helpers here also serve the integration tests.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -101,11 +103,20 @@ def run_worker(env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     command = [str(BIN / "rq"), "worker", "--with-scheduler", "--url"]
     command += [env["REDIS_URL"], "--worker-class", "worker.jobs.SyncWorker"]
     command += ["--quiet", env.get("SYNC_QUEUE", "sync")]
-    process = subprocess.Popen(command, env={**env, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    # A session of its own, so that RQ's scheduler process, which the worker
+    # starts, is stopped with it.
+    process = subprocess.Popen(
+        command,
+        env={**env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
         yield process
     finally:
         _stop(process)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
 
 
 _REFERENCE_APP = """

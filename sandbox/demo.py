@@ -69,7 +69,7 @@ def main() -> int:
     if first != 0 or second != 0 or written != 0:
         print("The demo did not go as it should: see the summaries above.")
         return 1
-    print("Every tenant was unchanged: the sync is idempotent.")
+    print("Every synced tenant was unchanged: the sync is idempotent.")
     return 0
 
 

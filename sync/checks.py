@@ -43,7 +43,7 @@ def _setting_results(environ: Mapping[str, str]) -> list[CheckResult]:
             continue
         value = environ.get(name, "")
         if name in SECRETS:
-            shown = "set"
+            shown = "set" if value.strip() else "not set"
         else:
             shown = redacted(value) if value else f"default ({field.default})"
         results.append(CheckResult(name, True, shown))

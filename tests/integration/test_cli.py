@@ -164,3 +164,11 @@ def test_check_never_prints_a_secret_setting(start_sandbox):
     for name, value in secrets.items():
         assert f"pass  {name}: set" in shown
         assert value not in shown
+
+
+def test_check_says_an_empty_secret_is_not_set(start_sandbox):
+    sandbox = start_sandbox("--tenants", "5")
+
+    done = sync_command({**sandbox.env, "WEBHOOK_SECRET": ""}, "check")
+
+    assert "pass  WEBHOOK_SECRET: not set" in done.stdout

@@ -68,11 +68,34 @@ def spawn(command: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def tracked_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """For a fixture: processes a test starts, every one stopped afterwards."""
+    """For a fixture: processes a test starts, every one stopped afterwards.
+
+    A worker's own children (RQ's scheduler, a job's process) can outlive a
+    worker killed on purpose; every process named after a test queue goes too.
+    """
     started: list[subprocess.Popen[bytes]] = []
     yield started
     for process in started:
         stop(process, signal.SIGKILL)
+    for queue in _QUEUES:
+        kill_named(queue)
+    _QUEUES.clear()
+
+
+_QUEUES: set[str] = set()
+
+
+def kill_named(word: str) -> None:
+    """SIGKILL every process of this user whose command line holds ``word``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+            if word.encode() in command:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue  # gone meanwhile, or not ours
 
 
 def start_worker(
@@ -80,6 +103,7 @@ def start_worker(
 ) -> subprocess.Popen[bytes]:
     command = [str(RQ), "worker", "--url", env["REDIS_URL"], "--with-scheduler"]
     command += ["--worker-class", "worker.jobs.SyncWorker", env["SYNC_QUEUE"]]
+    _QUEUES.add(env["SYNC_QUEUE"])
     process = spawn(command, env)
     started.append(process)
     return process
