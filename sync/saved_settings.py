@@ -61,8 +61,8 @@ def data_dir_of(environ: Mapping[str, str]) -> Path:
     return Path(environ.get("DATA_DIR") or DEFAULT_DATA_DIR)
 
 
-def _write_private(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` in one step; the file is mode 600 throughout."""
+def _private_copy(path: Path, data: bytes) -> Path:
+    """A mode-600 file holding ``data`` in full, beside ``path``, to move into place."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
@@ -71,9 +71,19 @@ def _write_private(path: Path, data: bytes) -> None:
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
+        raise
+    return Path(temporary)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` in one step; the file is mode 600 throughout."""
+    temporary = _private_copy(path, data)
+    try:
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
         raise
 
 
@@ -86,6 +96,14 @@ def read_or_create_key(path: Path, make: bytes) -> bytes:
     """
     if path.exists():
         return path.read_bytes().strip()
+    temporary = _private_copy(path, make)
+    try:
+        # When another process won the race, its key is the one to use.
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path.read_bytes().strip()
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
