@@ -168,13 +168,14 @@ class Engine:
         if dry_run:
             yield from (Outcome.from_plan(plan, dry_run=True) for plan in plans)
             return
-        quick = [plan for plan in plans if not self._needs_io(plan)]
-        slow = [plan for plan in plans if self._needs_io(plan)]
+        quick = [plan for plan in plans if not self.has_work(plan)]
+        slow = [plan for plan in plans if self.has_work(plan)]
         yield from (self._apply_safely(plan) for plan in quick)
         with ThreadPoolExecutor(self.settings.write_concurrency) as pool:
             yield from pool.map(self._apply_safely, slow)
 
-    def _needs_io(self, plan: Plan) -> bool:
+    def has_work(self, plan: Plan) -> bool:
+        """Whether applying a plan from the last ``plan()`` means any call."""
         return needs_work(plan, self._known.get(plan.tenant_id))
 
     def _apply_safely(self, plan: Plan) -> Outcome:

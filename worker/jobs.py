@@ -35,7 +35,6 @@ from rq import Queue, Worker, get_current_job
 from rq.job import Job
 
 from sync.acronis import is_customer, parse_timestamp, rfc3339_utc
-from sync.engine import needs_work
 from sync.errors import ConfigError, RetryableError, SyncError
 from sync.keys import Keys
 from sync.report import Outcome, RunSummary
@@ -285,11 +284,10 @@ def _fan_out(current: Runtime) -> dict[str, Any]:
     summary = RunSummary()
     started = datetime.now(UTC)
     plans = engine.plan()
-    links = current.links.all()
     queued: list[str] = []
     source = run_source(_job_id())
     for plan in plans:
-        if needs_work(plan, links.get(plan.tenant_id)):
+        if engine.has_work(plan):
             queued.append(
                 enqueue_upsert(redis, current.settings, plan.tenant_id, source=source)
             )
