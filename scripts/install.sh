@@ -302,7 +302,7 @@ report() {
     [ "$dry_run" = 0 ] || echo "Dry run: nothing was changed."
     echo "Setup wizard: http://$(server_host):$port/setup"
     echo "Admin login: ADMIN_USERNAME and ADMIN_PASSWORD in $dir/.env" \
-        "(mode 600)"
+        "(mode 600); the wizard asks for that password as its setup token"
 }
 
 main() {
